@@ -1,0 +1,1 @@
+export async function runBootUrl(argv: string[]): Promise<number> { console.log("boot-url", argv); return 0; }

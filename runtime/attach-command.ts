@@ -1,0 +1,1 @@
+export async function runAttach(argv: string[]): Promise<number> { console.log("attach", argv); return 0; }

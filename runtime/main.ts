@@ -1,0 +1,70 @@
+// Entry point of the multi-call executable: the generator when invoked as `*-generator` or
+// `netimport generator`, the runtime otherwise. Each part is loaded lazily so the generator,
+// which sits on the boot's critical path, never evaluates undici, openpgp or the decoders.
+import { basename } from "node:path";
+
+declare const NETIMPORT_VERSION: string;
+
+const USAGE = `Usage:
+  netimport-generator NORMAL_DIR [EARLY_DIR LATE_DIR]
+  netimport generator NORMAL_DIR [EARLY_DIR LATE_DIR]
+  netimport pull [--type=raw|tar] [--verify=no|checksum|signature|sha256:HEX] [--keyring=FILE]
+                 [--mirror=URL]... [--ca-file=FILE] [--idle-timeout=SEC] [--retries=N]
+                 [--proxy=URL] [--no-proxy=HOSTS] [--ro] URL DEST
+  netimport attach IMAGE [--link=PATH] [--partition=root|whole|N] [--rw]
+  netimport boot-url
+  netimport --help | --version
+`;
+
+function version(): string {
+  return typeof NETIMPORT_VERSION === "string" ? NETIMPORT_VERSION : "development";
+}
+
+/** The name we were invoked under (argv[0] as the caller passed it, not the resolved executable). */
+function invokedAs(): string {
+  return basename(process.argv0);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  if (invokedAs().endsWith("-generator")) {
+    const { runGenerator } = await import("../generator/main.ts");
+    return runGenerator(argv);
+  }
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "generator": {
+      const { runGenerator } = await import("../generator/main.ts");
+      return runGenerator(rest);
+    }
+    case "pull": {
+      const { runPull } = await import("./pull-command.ts");
+      return runPull(rest);
+    }
+    case "attach": {
+      const { runAttach } = await import("./attach-command.ts");
+      return runAttach(rest);
+    }
+    case "boot-url": {
+      const { runBootUrl } = await import("../generator/boot-url-command.ts");
+      return runBootUrl(rest);
+    }
+    case "--version":
+      process.stdout.write(`netimport ${version()}\n`);
+      return 0;
+    case "--help":
+    case "-h":
+      process.stdout.write(USAGE);
+      return 0;
+    default:
+      process.stderr.write(command === undefined ? USAGE : `netimport: unknown command '${command}'\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (error: unknown) => {
+    process.stderr.write(`netimport: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 1;
+  },
+);
