@@ -1,0 +1,69 @@
+// The generator's model: what to download, where it came from, and how the boot uses it.
+
+export type ImageClass = "machine" | "portable" | "sysext" | "confext";
+export type ImageType = "raw" | "tar";
+export type Verify = "no" | "checksum" | "signature" | `sha256:${string}`;
+
+/** Where a request was written down, for log lines and the units' `SourcePath=`. */
+export interface RequestOrigin {
+  /** `/proc/cmdline`, the credential file or the config file. */
+  path: string;
+  /** e.g. `rd.systemd.import=`, `credential import.pull line 3`, `[Import] Pull=`. */
+  what: string;
+}
+
+/** How the root file system is made from a request's image. */
+export type RootWiring =
+  | { kind: "attach"; partition: "root" | "whole" | number }
+  | { kind: "bind" };
+
+export interface ImportRequest {
+  origin: RequestOrigin;
+  class: ImageClass;
+  type: ImageType;
+  local: string;
+  remote: string;
+  readOnly: boolean;
+  verify: Verify;
+  blockdev: boolean;
+  /** Below /run (true) or /var/lib (false). */
+  runtime: boolean;
+  root?: RootWiring;
+}
+
+/** Settings from the config files that apply to every download. */
+export interface DownloadSettings {
+  mirrors: string[];
+  caFile?: string;
+  keyring?: string;
+  idleTimeoutSec?: number;
+  retries?: number;
+  httpsProxy?: string;
+  httpProxy?: string;
+  noProxy?: string;
+}
+
+export interface Actions {
+  success?: string;
+  failure?: string;
+}
+
+export const IMAGE_CLASSES: readonly ImageClass[] = ["machine", "portable", "sysext", "confext"];
+
+const IMAGE_ROOT: Record<ImageClass, string> = {
+  machine: "machines",
+  portable: "portables",
+  sysext: "extensions",
+  confext: "confexts",
+};
+
+/** The folder images of a class go to: /run/… when runtime, else /var/lib/…, as systemd does. */
+export function imageRoot(imageClass: ImageClass, runtime: boolean): string {
+  return `${runtime ? "/run" : "/var/lib"}/${IMAGE_ROOT[imageClass]}`;
+}
+
+/** Where the finished image lives: `<root>/<local>.raw` for raw, `<root>/<local>` for tar. */
+export function localPath(request: ImportRequest): string {
+  const root = imageRoot(request.class, request.runtime);
+  return request.type === "raw" ? `${root}/${request.local}.raw` : `${root}/${request.local}`;
+}

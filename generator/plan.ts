@@ -1,0 +1,170 @@
+// Collect and decide: turns the command line, the credential and the config files into the list
+// of downloads and how the boot uses them. Pure: every input is passed in, log lines are returned.
+import { parseConfigFiles, type ConfigText } from "./config-file.ts";
+import type { BootUrl } from "./efi-boot-url.ts";
+import { localPath, type Actions, type DownloadSettings, type ImportRequest, type RequestOrigin } from "./import-request.ts";
+import type { LogLine } from "./log-line.ts";
+import { keyIs, parseCmdline } from "./proc-cmdline.ts";
+import { parsePullExpression, type Dialect } from "./pull-expression.ts";
+
+export interface GeneratorInputs {
+  cmdline: string;
+  cmdlinePath: string;
+  inInitrd: boolean;
+  credential?: { path: string; text: string };
+  configs: ConfigText[];
+  /** systemd's own generator handles `systemd.pull=` and the credential when it is installed. */
+  systemdImportGeneratorInstalled: boolean;
+  bootUrl: () => BootUrl | undefined;
+}
+
+export interface Plan {
+  requests: ImportRequest[];
+  actions: Actions;
+  settings: DownloadSettings;
+  log: LogLine[];
+}
+
+interface Expression {
+  text: string;
+  dialect: Dialect;
+  origin: RequestOrigin;
+}
+
+/**
+ * @example makePlan({ cmdline: "rd.systemd.import=raw,root::http://h/r.raw", inInitrd: true, … })
+ *   // { requests: [{ local: "r", root: { kind: "attach", partition: "root" }, … }], … }
+ */
+export function makePlan(inputs: GeneratorInputs): Plan {
+  const log: LogLine[] = [];
+  const config = parseConfigFiles(inputs.configs, log);
+  const actions: Actions = { ...config.actions };
+  const expressions: Expression[] = [];
+  let rootArgument: string | undefined;
+  const prefix = inputs.inInitrd ? "rd." : "";
+  const compat = !inputs.systemdImportGeneratorInstalled;
+  let compatIgnored = false;
+
+  for (const { key, value } of parseCmdline(inputs.cmdline, inputs.inInitrd)) {
+    const origin = { path: inputs.cmdlinePath, what: `${prefix}${key}=` };
+    const isImport = keyIs(key, "systemd.import");
+    const isPull = keyIs(key, "systemd.pull");
+    if (isImport || isPull) {
+      if (value === undefined) {
+        log.push({ level: "warning", message: `Missing argument for ${prefix}${key}= kernel command line switch, ignoring.` });
+      } else if (isPull && !compat) {
+        compatIgnored = true;
+      } else {
+        expressions.push({ text: value, dialect: isImport ? "import" : "pull", origin });
+      }
+    } else if (keyIs(key, "systemd.import.success_action") || (compat && keyIs(key, "systemd.pull.success_action"))) {
+      actions.success = value || undefined;
+    } else if (keyIs(key, "systemd.import.failure_action") || (compat && keyIs(key, "systemd.pull.failure_action"))) {
+      actions.failure = value || undefined;
+    } else if (key === "root" && value !== undefined) {
+      rootArgument = value;
+    }
+  }
+  if (compatIgnored) {
+    log.push({ level: "info", message: `systemd-import-generator is installed and handles ${prefix}systemd.pull=, leaving those entries to it.` });
+  }
+
+  if (inputs.credential) {
+    if (compat) {
+      inputs.credential.text.split("\n").forEach((line, index) => {
+        const text = line.trim();
+        if (text === "" || text.startsWith("#")) return;
+        expressions.push({ text, dialect: "import", origin: { path: inputs.credential!.path, what: `credential import.pull line ${index + 1}` } });
+      });
+    } else {
+      log.push({ level: "info", message: "systemd-import-generator is installed and handles the import.pull credential, leaving it to it." });
+    }
+  }
+  for (const pull of config.pulls) expressions.push({ text: pull.expression, dialect: "import", origin: pull.origin });
+
+  const requests: ImportRequest[] = [];
+  for (const expression of expressions) {
+    const where = `${expression.origin.what} in ${expression.origin.path}`;
+    const result = parsePullExpression(expression.text, {
+      dialect: expression.dialect,
+      origin: expression.origin,
+      inInitrd: inputs.inInitrd,
+      bootUrl: inputs.bootUrl,
+    });
+    for (const warning of result.warnings) log.push({ level: "warning", message: `${where}: ${warning}` });
+    if (result.kind === "rejected") {
+      log.push({ level: "err", message: `${where}: ${result.error} Ignoring this entry.` });
+      continue;
+    }
+    if (result.kind === "skipped") {
+      log.push({ level: "notice", message: `${where}: ${result.reason}` });
+      continue;
+    }
+    for (const note of result.notes) log.push({ level: "info", message: `${where}: ${note}` });
+    const request = result.request;
+    const clash = requests.find((r) => localPath(r) === localPath(request));
+    if (clash) {
+      log.push({ level: "err", message: `${where}: ${localPath(request)} is already the target of ${clash.origin.what} (${clash.remote}), ignoring this entry.` });
+      continue;
+    }
+    requests.push(request);
+  }
+
+  if (!inputs.inInitrd) {
+    for (const r of requests.filter((r) => r.root)) {
+      log.push({ level: "warning", message: `${r.origin.what}: option 'root' only applies in the initrd (use rd.systemd.import=); downloading '${r.local}' without mounting it.` });
+      delete r.root;
+    }
+  }
+  wireRootArgument(requests, rootArgument, inputs.inInitrd, log);
+  keepOneRoot(requests, log);
+  return { requests, actions, settings: config.settings, log };
+}
+
+/**
+ * Makes a request the root file system when `root=` names it the way systemd v258 does:
+ * `bind:/run/machines/NAME`, `/dev/disk/by-loop-ref/NAME.raw[-partN]`, or `gpt-auto` with the
+ * blockdev image `rootdisk`. Older systemd cannot mount these; netimport wires them itself.
+ */
+function wireRootArgument(requests: ImportRequest[], root: string | undefined, inInitrd: boolean, log: LogLine[]): void {
+  if (!inInitrd || root === undefined) return;
+  const explicit = requests.find((r) => r.root);
+  let target: ImportRequest | undefined;
+  let wiring: ImportRequest["root"];
+
+  const loopRef = /^\/dev\/disk\/by-loop-ref\/(.+)\.raw(?:-part([1-9][0-9]*))?$/.exec(root);
+  if (root.startsWith("bind:")) {
+    const path = root.slice(5).replace(/\/+$/, "");
+    target = requests.find((r) => r.class === "machine" && localPath(r) === path);
+    wiring = { kind: "bind" };
+    if (target?.type === "raw") {
+      log.push({ level: "err", message: `root=${root} bind-mounts a raw image file; only tar images can be bind-mounted as root.` });
+      return;
+    }
+  } else if (loopRef) {
+    target = requests.find((r) => r.type === "raw" && r.blockdev && r.local === loopRef[1]);
+    wiring = { kind: "attach", partition: loopRef[2] ? Number(loopRef[2]) : "whole" };
+  } else if (root === "gpt-auto") {
+    target = requests.find((r) => r.type === "raw" && r.blockdev && r.local === "rootdisk");
+    wiring = { kind: "attach", partition: "root" };
+  } else {
+    if (explicit) log.push({ level: "notice", message: `root=${root} is on the command line, but ${explicit.origin.what} makes '${explicit.local}' the root file system: netimport's sysroot.mount takes precedence.` });
+    return;
+  }
+  if (!target) return;
+  if (explicit && explicit !== target) {
+    log.push({ level: "err", message: `root=${root} names '${target.local}', but ${explicit.origin.what} already makes '${explicit.local}' the root file system; keeping '${explicit.local}'.` });
+    return;
+  }
+  target.root = wiring;
+  log.push({ level: "info", message: `root=${root}: '${target.local}' from ${target.remote} becomes the root file system.` });
+}
+
+/** Only one image can be the root file system: the first one named wins. */
+function keepOneRoot(requests: ImportRequest[], log: LogLine[]): void {
+  const roots = requests.filter((r) => r.root);
+  for (const extra of roots.slice(1)) {
+    log.push({ level: "err", message: `${extra.origin.what}: '${extra.local}' is marked root, but '${roots[0]!.local}' already is; downloading it without making it the root file system.` });
+    delete extra.root;
+  }
+}
