@@ -53,7 +53,7 @@ export function parseBoolean(text: string): boolean | undefined {
 
 /**
  * Where the options field ends: at the first colon, except the one inside `verify=sha256:<hex>`,
- * so that pinned hashes need no quoting.
+ * so that pinned hashes need no quoting (netimport's dialect only: systemd splits at every colon).
  */
 function optionsEnd(expression: string): number {
   let colon = expression.indexOf(":");
@@ -70,7 +70,7 @@ export function parsePullExpression(expression: string, ctx: ParseContext): Pars
   const notes: string[] = [];
   const reject = (error: string): ParseResult => ({ kind: "rejected", error, warnings });
 
-  const first = optionsEnd(expression);
+  const first = ctx.dialect === "import" ? optionsEnd(expression) : expression.indexOf(":");
   const second = first < 0 ? -1 : expression.indexOf(":", first + 1);
   if (second < 0) return reject(`expected OPTIONS:LOCAL:URL (three fields separated by ':') in '${expression}'`);
   const options = expression.slice(0, first);

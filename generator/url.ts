@@ -1,7 +1,10 @@
 // URL and image-name rules, exactly as systemd's web-util.c, import-util.c and discover-image.c
 // implement them, so that command lines behave the same under netimport and under systemd.
 
-/** systemd's http_url_is_valid(): http:// or https://, something after it, ASCII only. */
+/**
+ * systemd's http_url_is_valid(): http:// or https://, something after it, ASCII only. Stricter in
+ * one point: no spaces or control characters, which no valid URL has and a unit file must not get.
+ */
 export function isHttpUrl(url: string): boolean {
   const rest = url.startsWith("http://") ? url.slice(7) : url.startsWith("https://") ? url.slice(8) : undefined;
   return rest !== undefined && rest.length > 0 && isAscii(rest);
@@ -15,7 +18,7 @@ export function isFileUrl(url: string): boolean {
 }
 
 function isAscii(text: string): boolean {
-  return /^[\x01-\x7f]*$/.test(text);
+  return /^[\x21-\x7e]*$/.test(text);
 }
 
 /** The offset where the path starts, after `scheme:`, slashes and the host; undefined if malformed. */

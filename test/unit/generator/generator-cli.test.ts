@@ -1,0 +1,136 @@
+// The generator as systemd runs it: the built executable, argv, environment hooks, exit status.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { requireExecutable } from "./built-executable.ts";
+import { bootCurrent, END_NODE, ipv4Node, loadOption, macNode, makeEfivarfs, uriNode, utf16z } from "./efi-fixtures.ts";
+
+function runGenerator(env: Record<string, string>, args?: string[], argv0?: string) {
+  const exe = requireExecutable();
+  const out = mkdtempSync(join(tmpdir(), "netimport-gen-"));
+  const dirs = ["normal", "early", "late"].map((d) => join(out, d));
+  const command = argv0 ?? exe;
+  const result = spawnSync(command, argv0 ? (args ?? dirs) : ["generator", ...(args ?? dirs)], {
+    env: { NETIMPORT_EFIVARFS: join(out, "no-efivarfs"), NETIMPORT_ROOT: join(out, "root"), ...env },
+    encoding: "utf8",
+  });
+  return { ...result, out, dirs };
+}
+
+function listTree(dir: string): string[] {
+  try {
+    return readdirSync(dir, { recursive: true, encoding: "utf8" }).sort();
+  } catch {
+    return [];
+  }
+}
+
+test("invoked as netimport-generator through a link, with one or three folders", () => {
+  const exe = requireExecutable();
+  const bin = mkdtempSync(join(tmpdir(), "netimport-link-"));
+  const link = join(bin, "netimport-generator");
+  symlinkSync(exe, link);
+  try {
+    const three = runGenerator({ SYSTEMD_IN_INITRD: "1", SYSTEMD_PROC_CMDLINE: "rd.systemd.import=tar,root::http://h/r.tar" }, undefined, link);
+    assert.equal(three.status, 0, three.stderr);
+    assert.deepEqual(listTree(three.dirs[1]!), ["initrd-root-device.target.d", "initrd-root-device.target.d/50-root-device.conf", "initrd-root-fs.target.requires", "initrd-root-fs.target.requires/sysroot.mount", "sysroot.mount"]);
+    assert.equal(readlinkSync(join(three.dirs[1]!, "initrd-root-fs.target.requires/sysroot.mount")), "../sysroot.mount");
+    assert.match(readFileSync(join(three.dirs[0]!, "netimport-pull-r.service"), "utf8"), new RegExp(`ExecStart=${exe} pull --type=tar`));
+
+    const one = runGenerator({ SYSTEMD_IN_INITRD: "0", SYSTEMD_PROC_CMDLINE: "systemd.import=sysext::http://h/s.raw" }, [join(bin, "only")], link);
+    assert.equal(one.status, 0, one.stderr);
+    assert.deepEqual(listTree(join(bin, "only")), ["multi-user.target.wants", "multi-user.target.wants/netimport-pull-sysext-s.service", "netimport-pull-sysext-s.service"]);
+
+    const two = runGenerator({}, ["a", "b"], link);
+    assert.equal(two.status, 1);
+    assert.match(two.stderr, /takes one or three arguments/);
+  } finally {
+    rmSync(bin, { recursive: true, force: true });
+  }
+});
+
+test("bad entries are logged with the value and the rule, good ones still generated, exit 0", () => {
+  const r = runGenerator({ SYSTEMD_IN_INITRD: "1", SYSTEMD_PROC_CMDLINE: "rd.systemd.import=raw::ftp://x/y rd.systemd.import=::http://h/good.raw" });
+  assert.equal(r.status, 0);
+  assert.match(r.stderr, /netimport-generator: rd\.systemd\.import= in \/proc\/cmdline: Not a valid URL .*ftp:\/\/x\/y Ignoring this entry\./);
+  assert.ok(listTree(r.dirs[0]!).includes("netimport-pull-good.service"));
+});
+
+test("initrd detection from /etc/initrd-release under NETIMPORT_ROOT", () => {
+  const r = runGenerator({ SYSTEMD_PROC_CMDLINE: "rd.systemd.import=::http://h/a.raw systemd.import=::http://h/b.raw" });
+  assert.ok(listTree(r.dirs[0]!).includes("netimport-pull-b.service"));
+  mkdirSync(join(r.out, "root/etc"), { recursive: true });
+  writeFileSync(join(r.out, "root/etc/initrd-release"), "ID=initrd\n");
+  const again = spawnSync(requireExecutable(), ["generator", join(r.out, "x")], {
+    env: { NETIMPORT_ROOT: join(r.out, "root"), SYSTEMD_PROC_CMDLINE: "rd.systemd.import=::http://h/a.raw systemd.import=::http://h/b.raw" },
+    encoding: "utf8",
+  });
+  assert.equal(again.status, 0, again.stderr);
+  assert.ok(listTree(join(r.out, "x")).includes("netimport-pull-a.service"));
+});
+
+test("credential, config file with drop-ins, and the systemd-import-generator rule", () => {
+  const root = mkdtempSync(join(tmpdir(), "netimport-root-"));
+  const creds = join(root, "creds");
+  mkdirSync(creds);
+  writeFileSync(join(creds, "import.pull"), "# from the credential\nsysext::http://h/cred.raw\n");
+  mkdirSync(join(root, "usr/lib/netimport/netimport.conf.d"), { recursive: true });
+  mkdirSync(join(root, "etc/netimport/netimport.conf.d"), { recursive: true });
+  writeFileSync(join(root, "usr/lib/netimport/netimport.conf"), "[Download]\nRetries=2\n");
+  writeFileSync(join(root, "usr/lib/netimport/netimport.conf.d/50-x.conf"), "[Download]\nRetries=3\n");
+  writeFileSync(join(root, "etc/netimport/netimport.conf.d/50-x.conf"), "[Download]\nRetries=4\n[Import]\nPull=confext::http://h/conf.raw\n");
+  const env = { SYSTEMD_IN_INITRD: "1", NETIMPORT_ROOT: root, CREDENTIALS_DIRECTORY: creds, SYSTEMD_PROC_CMDLINE: "rd.systemd.pull=raw,machine:pulled:http://h/p.raw" };
+  const r = runGenerator(env);
+  assert.equal(r.status, 0, r.stderr);
+  const units = listTree(r.dirs[0]!).filter((n) => n.endsWith(".service") && !n.includes("/"));
+  assert.deepEqual(units, ["netimport-pull-confext-conf.service", "netimport-pull-pulled.service", "netimport-pull-sysext-cred.service"]);
+  assert.match(readFileSync(join(r.dirs[0]!, "netimport-pull-pulled.service"), "utf8"), /--retries=4 /);
+
+  mkdirSync(join(root, "usr/lib/systemd/system-generators"), { recursive: true });
+  writeFileSync(join(root, "usr/lib/systemd/system-generators/systemd-import-generator"), "");
+  const withSystemd = runGenerator(env);
+  assert.deepEqual(listTree(withSystemd.dirs[0]!).filter((n) => n.endsWith(".service") && !n.includes("/")), ["netimport-pull-confext-conf.service"]);
+  rmSync(root, { recursive: true, force: true });
+});
+
+test("bootorigin from a BootCurrent device path in efivarfs, and `netimport boot-url`", () => {
+  const efivarfs = makeEfivarfs({
+    BootCurrent: bootCurrent(4),
+    Boot0004: loadOption("UEFI HTTPv4", Buffer.concat([macNode(), ipv4Node(), uriNode("http://10.0.2.2:18080/boot/uki.efi"), END_NODE])),
+  });
+  const r = runGenerator({ SYSTEMD_IN_INITRD: "1", NETIMPORT_EFIVARFS: efivarfs, SYSTEMD_PROC_CMDLINE: "rd.systemd.pull=tar,machine,verify=no,bootorigin:root:image.tar.xz root=bind:/run/machines/root" });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(readFileSync(join(r.dirs[0]!, "netimport-pull-root.service"), "utf8"), / http:\/\/10\.0\.2\.2:18080\/boot\/image\.tar\.xz \/run\/machines\/root\n/);
+  assert.match(r.stderr, /Boot0004 device path \(BootCurrent\) is 'http:\/\/10\.0\.2\.2:18080\/boot\/uki\.efi'/);
+
+  const url = spawnSync(requireExecutable(), ["boot-url"], { env: { NETIMPORT_EFIVARFS: efivarfs }, encoding: "utf8" });
+  assert.equal(url.status, 0);
+  assert.equal(url.stdout, "http://10.0.2.2:18080/boot/uki.efi\t(from Boot0004 device path (BootCurrent))\n");
+  const stub = makeEfivarfs({ StubDeviceURL: utf16z("http://s/x.efi") });
+  assert.equal(spawnSync(requireExecutable(), ["boot-url"], { env: { NETIMPORT_EFIVARFS: stub }, encoding: "utf8" }).stdout, "http://s/x.efi\t(from StubDeviceURL)\n");
+  const none = spawnSync(requireExecutable(), ["boot-url"], { env: { NETIMPORT_EFIVARFS: "/nonexistent" }, encoding: "utf8" });
+  assert.equal(none.status, 1);
+  assert.match(none.stderr, /not booted via UEFI HTTP boot/);
+});
+
+test("runs with an empty environment from a read-only folder, as in an initrd", () => {
+  const dir = mkdtempSync(join(tmpdir(), "netimport-ro-"));
+  const copy = join(dir, "netimport");
+  writeFileSync(copy, readFileSync(requireExecutable()), { mode: 0o555 });
+  spawnSync("mount", ["--bind", "-o", "ro", dir, dir]);
+  try {
+    const version = spawnSync(copy, ["--version"], { env: {}, cwd: dir, encoding: "utf8" });
+    assert.equal(version.status, 0, version.stderr);
+    assert.match(version.stdout, /^netimport \d+\.\d+\.\d+\n$/);
+    const out = mkdtempSync(join(tmpdir(), "netimport-ro-out-"));
+    const gen = spawnSync(copy, ["generator", out], { env: { SYSTEMD_IN_INITRD: "1", SYSTEMD_PROC_CMDLINE: "rd.systemd.import=::http://h/a.raw" }, cwd: dir, encoding: "utf8" });
+    assert.equal(gen.status, 0, gen.stderr);
+    assert.ok(readdirSync(out).includes("netimport-pull-a.service"));
+  } finally {
+    spawnSync("umount", [dir]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,119 @@
+// Collect and decide: sources, compatibility keys, root= wiring, one root, duplicates.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { makePlan, type GeneratorInputs } from "../../../generator/plan.ts";
+import type { BootUrl } from "../../../generator/efi-boot-url.ts";
+
+function plan(cmdline: string, more: Partial<GeneratorInputs> & { boot?: BootUrl } = {}) {
+  const { boot, ...rest } = more;
+  return makePlan({
+    cmdline,
+    cmdlinePath: "/proc/cmdline",
+    inInitrd: true,
+    configs: [],
+    systemdImportGeneratorInstalled: false,
+    bootUrl: () => boot,
+    ...rest,
+  });
+}
+
+function messages(p: ReturnType<typeof plan>, level?: string): string {
+  return p.log.filter((l) => !level || l.level === level).map((l) => l.message).join("\n");
+}
+
+test("a malformed entry is reported and skipped while the others still work", () => {
+  const p = plan("rd.systemd.import=raw::http://h/a.raw rd.systemd.import=nonsense rd.systemd.import rd.systemd.import=tar,sysext::http://h/b.tar");
+  assert.deepEqual(p.requests.map((r) => r.local), ["a", "b"]);
+  assert.match(messages(p, "err"), /rd\.systemd\.import= in \/proc\/cmdline: expected OPTIONS:LOCAL:URL .* in 'nonsense' Ignoring this entry\./);
+  assert.match(messages(p, "warning"), /Missing argument for rd\.systemd\.import= kernel command line switch/);
+});
+
+test("rd. entries are for the initrd, unprefixed ones for the host", () => {
+  const cmdline = "rd.systemd.import=::http://h/initrd.raw systemd.import=::http://h/host.raw";
+  assert.deepEqual(plan(cmdline).requests.map((r) => r.local), ["initrd"]);
+  assert.deepEqual(plan(cmdline, { inInitrd: false }).requests.map((r) => r.local), ["host"]);
+});
+
+test("success and failure actions, in both spellings", () => {
+  const p = plan("rd.systemd.import.success_action=reboot rd.systemd.pull.failure-action=poweroff");
+  assert.deepEqual(p.actions, { success: "reboot", failure: "poweroff" });
+});
+
+test("rd.systemd.pull= and the credential are left to systemd's own generator when it is installed", () => {
+  const cmdline = "rd.systemd.pull=raw,machine:a:http://h/a.raw rd.systemd.import=::http://h/b.raw rd.systemd.pull.success_action=reboot";
+  const credential = { path: "/run/credentials/@system/import.pull", text: "::http://h/c.raw\n" };
+  const without = plan(cmdline, { credential });
+  assert.deepEqual(without.requests.map((r) => r.local), ["a", "b", "c"]);
+  assert.equal(without.actions.success, "reboot");
+  const withSystemd = plan(cmdline, { credential, systemdImportGeneratorInstalled: true });
+  assert.deepEqual(withSystemd.requests.map((r) => r.local), ["b"]);
+  assert.equal(withSystemd.actions.success, undefined);
+  assert.match(messages(withSystemd), /systemd-import-generator is installed and handles rd\.systemd\.pull=/);
+});
+
+test("the credential: one expression a line, # comments, blank lines, errors name the line", () => {
+  const credential = { path: "/c/import.pull", text: "# images\n\n  ::http://h/a.raw  \nbroken\ntar,sysext::http://h/t.tar.gz\n" };
+  const p = plan("", { credential });
+  assert.deepEqual(p.requests.map((r) => [r.local, r.origin.what]), [["a", "credential import.pull line 3"], ["t", "credential import.pull line 5"]]);
+  assert.match(messages(p, "err"), /credential import\.pull line 4 in \/c\/import\.pull: expected OPTIONS:LOCAL:URL/);
+});
+
+test("config file Pull= entries come after the command line", () => {
+  const p = plan("rd.systemd.import=::http://h/a.raw", {
+    configs: [{ path: "/etc/netimport/netimport.conf", text: "[Import]\nPull=::http://h/b.raw\nPull=sysext::http://h/c.raw\n[Download]\nRetries=7\n" }],
+  });
+  assert.deepEqual(p.requests.map((r) => r.local), ["a", "b", "c"]);
+  assert.equal(p.requests[1]!.origin.path, "/etc/netimport/netimport.conf");
+  assert.equal(p.settings.retries, 7);
+});
+
+test("systemd v258 example 3: root=/dev/disk/by-loop-ref/NAME.raw-partN", () => {
+  const p = plan("rd.systemd.pull=raw,machine,verify=no,blockdev:image:https://example.com/image.raw.xz root=/dev/disk/by-loop-ref/image.raw-part2");
+  assert.deepEqual(p.requests[0]!.root, { kind: "attach", partition: 2 });
+  const whole = plan("rd.systemd.pull=raw,machine,verify=no,blockdev:image:https://example.com/image.raw root=/dev/disk/by-loop-ref/image.raw");
+  assert.deepEqual(whole.requests[0]!.root, { kind: "attach", partition: "whole" });
+  const notBlockdev = plan("rd.systemd.pull=raw,machine,verify=no:image:https://example.com/image.raw root=/dev/disk/by-loop-ref/image.raw");
+  assert.equal(notBlockdev.requests[0]!.root, undefined);
+});
+
+test("systemd v258 example 4: bootorigin + rootdisk + root=gpt-auto", () => {
+  const boot = { url: "http://example.com/image.efi", source: "StubDeviceURL" };
+  const p = plan("rd.systemd.pull=raw,machine,verify=no,blockdev,bootorigin:rootdisk:image.raw.xz root=gpt-auto", { boot });
+  assert.equal(p.requests[0]!.remote, "http://example.com/image.raw.xz");
+  assert.deepEqual(p.requests[0]!.root, { kind: "attach", partition: "root" });
+  const notBooted = plan("rd.systemd.pull=raw,machine,verify=no,blockdev,bootorigin:rootdisk:image.raw.xz root=gpt-auto");
+  assert.deepEqual(notBooted.requests, []);
+  assert.match(messages(notBooted, "notice"), /not booted via UEFI HTTP boot/);
+});
+
+test("systemd v258 example 5: tar + root=bind:/run/machines/root", () => {
+  const boot = { url: "http://example.com/image.efi", source: "StubDeviceURL" };
+  const p = plan("rd.systemd.pull=tar,machine,verify=no,bootorigin:root:image.tar.xz root=bind:/run/machines/root", { boot });
+  assert.equal(p.requests[0]!.remote, "http://example.com/image.tar.xz");
+  assert.deepEqual(p.requests[0]!.root, { kind: "bind" });
+  const elsewhere = plan("rd.systemd.pull=tar,machine,verify=no:root:http://h/r.tar root=bind:/run/machines/other");
+  assert.equal(elsewhere.requests[0]!.root, undefined);
+});
+
+test("only one root file system: the first named wins, the others still download", () => {
+  const p = plan("rd.systemd.import=raw,root::http://h/a.raw rd.systemd.import=tar,root::http://h/b.tar");
+  assert.ok(p.requests[0]!.root);
+  assert.equal(p.requests[1]!.root, undefined);
+  assert.match(messages(p, "err"), /'b' is marked root, but 'a' already is/);
+  const conflict = plan("rd.systemd.import=raw,root::http://h/a.raw rd.systemd.pull=tar,machine:r:http://h/r.tar root=bind:/run/machines/r");
+  assert.equal(conflict.requests[1]!.root, undefined);
+  assert.match(messages(conflict, "err"), /keeping 'a'/);
+});
+
+test("'root' on the host is refused with a warning; the image still downloads", () => {
+  const p = plan("systemd.import=raw,root::http://h/a.raw", { inInitrd: false });
+  assert.equal(p.requests.length, 1);
+  assert.equal(p.requests[0]!.root, undefined);
+  assert.match(messages(p, "warning"), /only applies in the initrd/);
+});
+
+test("two entries for the same target: the second is refused", () => {
+  const p = plan("rd.systemd.import=::http://h/a.raw rd.systemd.import=::http://mirror/a.raw.xz rd.systemd.import=sysext::http://h/a.raw");
+  assert.deepEqual(p.requests.map((r) => `${r.class}/${r.remote}`), ["machine/http://h/a.raw", "sysext/http://h/a.raw"]);
+  assert.match(messages(p, "err"), /\/run\/machines\/a\.raw is already the target of rd\.systemd\.import= \(http:\/\/h\/a\.raw\)/);
+});

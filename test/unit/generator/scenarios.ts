@@ -1,0 +1,46 @@
+// Command lines shared by the golden, systemd-analyze and CLI tests.
+export const SHA = "5d41402abc4b2a76b9719d911017c592".repeat(2);
+
+export interface Scenario {
+  name: string;
+  cmdline: string;
+  inInitrd: boolean;
+  config?: string;
+  boot?: string;
+}
+
+export const SCENARIOS: Scenario[] = [
+  {
+    name: "raw-root-pinned",
+    cmdline: `rd.systemd.import=raw,root,verify=sha256:${SHA}::http://10.0.2.2:8080/root.raw.zst`,
+    inInitrd: true,
+  },
+  {
+    name: "tar-root-and-sysext",
+    cmdline: "rd.systemd.import=tar,root,verify=checksum::http://10.0.2.2:8080/root.tar.gz rd.systemd.import=raw,sysext,ro:tools:https://images.example.com/tools.raw.xz",
+    inInitrd: true,
+    config: "[Download]\nMirror=https://mirror.example.com/images/\nIdleTimeoutSec=20\nRetries=4\nHTTPSProxy=http://proxy:3128\nNoProxy=.lan\n[Verify]\nKeyring=/etc/netimport/keyring.pgp\n[Import]\nFailureAction=reboot\n",
+  },
+  {
+    name: "systemd-example-3-loop-ref",
+    cmdline: "rd.systemd.pull=raw,machine,verify=no,blockdev:image:https://example.com/image.raw.xz root=/dev/disk/by-loop-ref/image.raw-part2",
+    inInitrd: true,
+  },
+  {
+    name: "systemd-example-4-gpt-auto",
+    cmdline: "rd.systemd.pull=raw,machine,verify=no,blockdev,bootorigin:rootdisk:image.raw.xz root=gpt-auto",
+    inInitrd: true,
+    boot: "http://example.com/image.efi",
+  },
+  {
+    name: "systemd-example-5-bind",
+    cmdline: "rd.systemd.pull=tar,machine,verify=no,bootorigin:root:image.tar.xz root=bind:/run/machines/root",
+    inInitrd: true,
+    boot: "http://example.com/image.efi",
+  },
+  {
+    name: "host-provisioning",
+    cmdline: "systemd.pull=raw,confext::https://example.com/myconfext.raw.gz systemd.pull=tar,sysext,verify=no::https://example.com/mysysext.tar.gz systemd.import=portable,blockdev:\"my app\":file:///srv/app.raw systemd.pull.success_action=none",
+    inInitrd: false,
+  },
+];
