@@ -38,14 +38,17 @@ export interface RenderOptions {
 /** Where `netimport attach` links the root file system's loop device. */
 export const ROOT_LINK = "/run/netimport/root";
 
+/**
+ * Unit names are derived from the image's path, as systemd's own import units are, so they are
+ * unique per target and say where the image goes: /run/machines/root.raw gives
+ * `netimport-pull-run-machines-root.raw.service`.
+ */
 export function pullUnitName(request: ImportRequest): string {
-  const prefix = request.class === "machine" ? "" : `${request.class}-`;
-  return `netimport-pull-${prefix}${escapeUnitNamePart(request.local)}.service`;
+  return `netimport-pull-${escapeUnitNamePart(localPath(request).slice(1))}.service`;
 }
 
 export function attachUnitName(request: ImportRequest): string {
-  const prefix = request.class === "machine" ? "" : `${request.class}-`;
-  return `netimport-attach-${prefix}${escapeUnitNamePart(request.local)}.service`;
+  return `netimport-attach-${escapeUnitNamePart(localPath(request).slice(1))}.service`;
 }
 
 function isNetworkUrl(url: string): boolean {
@@ -179,7 +182,7 @@ function renderRequest(request: ImportRequest, options: RenderOptions, files: Un
 
 function attachPlan(request: ImportRequest): { partition: "root" | "whole" | number; link: string } | undefined {
   if (request.root?.kind === "attach") return { partition: request.root.partition, link: ROOT_LINK };
-  if (request.blockdev) return { partition: "whole", link: `/run/netimport/blockdev/${request.local}.raw` };
+  if (request.blockdev) return { partition: "whole", link: `/run/netimport/blockdev${localPath(request)}` };
   return undefined;
 }
 

@@ -1,8 +1,8 @@
 // efivarfs fixtures built byte by byte: 4 bytes of attributes, then the variable's data.
-import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { EFI_GLOBAL_GUID, LOADER_VENDOR_GUID } from "../../../generator/efi-boot-url.ts";
+import { tempDir } from "../../support/temp-dir.ts";
 
 const ATTRIBUTES = Buffer.from([0x06, 0x00, 0x00, 0x00]); // BOOTSERVICE_ACCESS | RUNTIME_ACCESS
 
@@ -66,7 +66,7 @@ export type Variables = Record<string, Buffer>;
 
 /** Writes `{ "StubDeviceURL": data, "Boot0003": data }` into a new efivarfs-like folder. */
 export function makeEfivarfs(variables: Variables): string {
-  const dir = mkdtempSync(join(tmpdir(), "netimport-efivarfs-"));
+  const dir = tempDir("netimport-efivarfs-");
   mkdirSync(dir, { recursive: true });
   for (const [name, data] of Object.entries(variables)) {
     const guid = name.endsWith("DeviceURL") ? LOADER_VENDOR_GUID : EFI_GLOBAL_GUID;

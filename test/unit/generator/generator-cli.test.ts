@@ -2,15 +2,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { requireExecutable } from "./built-executable.ts";
 import { bootCurrent, END_NODE, ipv4Node, loadOption, macNode, makeEfivarfs, uriNode, utf16z } from "./efi-fixtures.ts";
+import { tempDir } from "../../support/temp-dir.ts";
 
 function runGenerator(env: Record<string, string>, args?: string[], argv0?: string) {
   const exe = requireExecutable();
-  const out = mkdtempSync(join(tmpdir(), "netimport-gen-"));
+  const out = tempDir("netimport-gen-");
   const dirs = ["normal", "early", "late"].map((d) => join(out, d));
   const command = argv0 ?? exe;
   const result = spawnSync(command, argv0 ? (args ?? dirs) : ["generator", ...(args ?? dirs)], {
@@ -30,7 +30,7 @@ function listTree(dir: string): string[] {
 
 test("invoked as netimport-generator through a link, with one or three folders", () => {
   const exe = requireExecutable();
-  const bin = mkdtempSync(join(tmpdir(), "netimport-link-"));
+  const bin = tempDir("netimport-link-");
   const link = join(bin, "netimport-generator");
   symlinkSync(exe, link);
   try {
@@ -38,11 +38,11 @@ test("invoked as netimport-generator through a link, with one or three folders",
     assert.equal(three.status, 0, three.stderr);
     assert.deepEqual(listTree(three.dirs[1]!), ["initrd-root-device.target.d", "initrd-root-device.target.d/50-root-device.conf", "initrd-root-fs.target.requires", "initrd-root-fs.target.requires/sysroot.mount", "sysroot.mount"]);
     assert.equal(readlinkSync(join(three.dirs[1]!, "initrd-root-fs.target.requires/sysroot.mount")), "../sysroot.mount");
-    assert.match(readFileSync(join(three.dirs[0]!, "netimport-pull-r.service"), "utf8"), new RegExp(`ExecStart=${exe} pull --type=tar`));
+    assert.match(readFileSync(join(three.dirs[0]!, "netimport-pull-run-machines-r.service"), "utf8"), new RegExp(`ExecStart=${exe} pull --type=tar`));
 
     const one = runGenerator({ SYSTEMD_IN_INITRD: "0", SYSTEMD_PROC_CMDLINE: "systemd.import=sysext::http://h/s.raw" }, [join(bin, "only")], link);
     assert.equal(one.status, 0, one.stderr);
-    assert.deepEqual(listTree(join(bin, "only")), ["multi-user.target.wants", "multi-user.target.wants/netimport-pull-sysext-s.service", "netimport-pull-sysext-s.service"]);
+    assert.deepEqual(listTree(join(bin, "only")), ["multi-user.target.wants", "multi-user.target.wants/netimport-pull-var-lib-extensions-s.raw.service", "netimport-pull-var-lib-extensions-s.raw.service"]);
 
     const two = runGenerator({}, ["a", "b"], link);
     assert.equal(two.status, 1);
@@ -56,12 +56,12 @@ test("bad entries are logged with the value and the rule, good ones still genera
   const r = runGenerator({ SYSTEMD_IN_INITRD: "1", SYSTEMD_PROC_CMDLINE: "rd.systemd.import=raw::ftp://x/y rd.systemd.import=::http://h/good.raw" });
   assert.equal(r.status, 0);
   assert.match(r.stderr, /netimport-generator: rd\.systemd\.import= in \/proc\/cmdline: Not a valid URL .*ftp:\/\/x\/y Ignoring this entry\./);
-  assert.ok(listTree(r.dirs[0]!).includes("netimport-pull-good.service"));
+  assert.ok(listTree(r.dirs[0]!).includes("netimport-pull-run-machines-good.raw.service"));
 });
 
 test("initrd detection from /etc/initrd-release under NETIMPORT_ROOT", () => {
   const r = runGenerator({ SYSTEMD_PROC_CMDLINE: "rd.systemd.import=::http://h/a.raw systemd.import=::http://h/b.raw" });
-  assert.ok(listTree(r.dirs[0]!).includes("netimport-pull-b.service"));
+  assert.ok(listTree(r.dirs[0]!).includes("netimport-pull-var-lib-machines-b.raw.service"));
   mkdirSync(join(r.out, "root/etc"), { recursive: true });
   writeFileSync(join(r.out, "root/etc/initrd-release"), "ID=initrd\n");
   const again = spawnSync(requireExecutable(), ["generator", join(r.out, "x")], {
@@ -69,11 +69,11 @@ test("initrd detection from /etc/initrd-release under NETIMPORT_ROOT", () => {
     encoding: "utf8",
   });
   assert.equal(again.status, 0, again.stderr);
-  assert.ok(listTree(join(r.out, "x")).includes("netimport-pull-a.service"));
+  assert.ok(listTree(join(r.out, "x")).includes("netimport-pull-run-machines-a.raw.service"));
 });
 
 test("credential, config file with drop-ins, and the systemd-import-generator rule", () => {
-  const root = mkdtempSync(join(tmpdir(), "netimport-root-"));
+  const root = tempDir("netimport-root-");
   const creds = join(root, "creds");
   mkdirSync(creds);
   writeFileSync(join(creds, "import.pull"), "# from the credential\nsysext::http://h/cred.raw\n");
@@ -86,13 +86,13 @@ test("credential, config file with drop-ins, and the systemd-import-generator ru
   const r = runGenerator(env);
   assert.equal(r.status, 0, r.stderr);
   const units = listTree(r.dirs[0]!).filter((n) => n.endsWith(".service") && !n.includes("/"));
-  assert.deepEqual(units, ["netimport-pull-confext-conf.service", "netimport-pull-pulled.service", "netimport-pull-sysext-cred.service"]);
-  assert.match(readFileSync(join(r.dirs[0]!, "netimport-pull-pulled.service"), "utf8"), /--retries=4 /);
+  assert.deepEqual(units, ["netimport-pull-run-confexts-conf.raw.service", "netimport-pull-run-extensions-cred.raw.service", "netimport-pull-run-machines-pulled.raw.service"]);
+  assert.match(readFileSync(join(r.dirs[0]!, "netimport-pull-run-machines-pulled.raw.service"), "utf8"), /--retries=4 /);
 
   mkdirSync(join(root, "usr/lib/systemd/system-generators"), { recursive: true });
   writeFileSync(join(root, "usr/lib/systemd/system-generators/systemd-import-generator"), "");
   const withSystemd = runGenerator(env);
-  assert.deepEqual(listTree(withSystemd.dirs[0]!).filter((n) => n.endsWith(".service") && !n.includes("/")), ["netimport-pull-confext-conf.service"]);
+  assert.deepEqual(listTree(withSystemd.dirs[0]!).filter((n) => n.endsWith(".service") && !n.includes("/")), ["netimport-pull-run-confexts-conf.raw.service"]);
   rmSync(root, { recursive: true, force: true });
 });
 
@@ -103,7 +103,7 @@ test("bootorigin from a BootCurrent device path in efivarfs, and `netimport boot
   });
   const r = runGenerator({ SYSTEMD_IN_INITRD: "1", NETIMPORT_EFIVARFS: efivarfs, SYSTEMD_PROC_CMDLINE: "rd.systemd.pull=tar,machine,verify=no,bootorigin:root:image.tar.xz root=bind:/run/machines/root" });
   assert.equal(r.status, 0, r.stderr);
-  assert.match(readFileSync(join(r.dirs[0]!, "netimport-pull-root.service"), "utf8"), / http:\/\/10\.0\.2\.2:18080\/boot\/image\.tar\.xz \/run\/machines\/root\n/);
+  assert.match(readFileSync(join(r.dirs[0]!, "netimport-pull-run-machines-root.service"), "utf8"), / http:\/\/10\.0\.2\.2:18080\/boot\/image\.tar\.xz \/run\/machines\/root\n/);
   assert.match(r.stderr, /Boot0004 device path \(BootCurrent\) is 'http:\/\/10\.0\.2\.2:18080\/boot\/uki\.efi'/);
 
   const url = spawnSync(requireExecutable(), ["boot-url"], { env: { NETIMPORT_EFIVARFS: efivarfs }, encoding: "utf8" });
@@ -117,7 +117,7 @@ test("bootorigin from a BootCurrent device path in efivarfs, and `netimport boot
 });
 
 test("runs with an empty environment from a read-only folder, as in an initrd", () => {
-  const dir = mkdtempSync(join(tmpdir(), "netimport-ro-"));
+  const dir = tempDir("netimport-ro-");
   const copy = join(dir, "netimport");
   writeFileSync(copy, readFileSync(requireExecutable()), { mode: 0o555 });
   spawnSync("mount", ["--bind", "-o", "ro", dir, dir]);
@@ -125,10 +125,10 @@ test("runs with an empty environment from a read-only folder, as in an initrd", 
     const version = spawnSync(copy, ["--version"], { env: {}, cwd: dir, encoding: "utf8" });
     assert.equal(version.status, 0, version.stderr);
     assert.match(version.stdout, /^netimport \d+\.\d+\.\d+\n$/);
-    const out = mkdtempSync(join(tmpdir(), "netimport-ro-out-"));
+    const out = tempDir("netimport-ro-out-");
     const gen = spawnSync(copy, ["generator", out], { env: { SYSTEMD_IN_INITRD: "1", SYSTEMD_PROC_CMDLINE: "rd.systemd.import=::http://h/a.raw" }, cwd: dir, encoding: "utf8" });
     assert.equal(gen.status, 0, gen.stderr);
-    assert.ok(readdirSync(out).includes("netimport-pull-a.service"));
+    assert.ok(readdirSync(out).includes("netimport-pull-run-machines-a.raw.service"));
   } finally {
     spawnSync("umount", [dir]);
     rmSync(dir, { recursive: true, force: true });

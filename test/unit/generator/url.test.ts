@@ -26,7 +26,7 @@ test("urlLastComponent follows import_url_last_component()", () => {
   ];
   for (const [input, output] of ok) assert.equal(urlLastComponent(input), output, input);
   for (const bad of ["https://foobar/", "https://foobar", "https://", "", ":", ":/", "x:/", "x:y"]) {
-    assert.throws(() => urlLastComponent(bad), undefined, bad);
+    assert.throws(() => urlLastComponent(bad), Error, bad);
   }
 });
 
@@ -47,7 +47,7 @@ test("urlChangeSuffix follows import_url_change_suffix()", () => {
     ["x:y/z/", 2, "x:y/wuff"],
   ];
   for (const [input, n, output] of ok) assert.equal(urlChangeSuffix(input, n, "wuff"), output, `${input} ${n}`);
-  for (const bad of ["https://", "", ":", ":/", "x:/"]) assert.throws(() => urlChangeSuffix(bad, 0, "wuff"), undefined, bad);
+  for (const bad of ["https://", "", ":", ":/", "x:/"]) assert.throws(() => urlChangeSuffix(bad, 0, "wuff"), Error, bad);
 });
 
 test("bootorigin derivation: the boot file is replaced, query and fragment dropped", () => {
