@@ -1,0 +1,336 @@
+// The bytes of a URL as served, as a Readable: redirects (bounded, loops detected), retries with
+// capped exponential backoff and full jitter, resume of an interrupted transfer with
+// `Range` + `If-Range` (no byte is ever emitted twice), an idle timeout instead of a total one,
+// and mirrors tried in order. 404/410/403 move on to the next mirror at once; 5xx and network
+// errors are retried on the same URL first.
+import { Readable } from "node:stream";
+import { request, type Dispatcher } from "undici";
+import { backoffDelay, sleep, type BackoffPolicy } from "./backoff.ts";
+import { candidateUrls } from "./mirrors.ts";
+
+export interface TransferOptions {
+  dispatcher: Dispatcher;
+  /** Base URLs tried, in order, after the URL itself. */
+  mirrors?: readonly string[];
+  /** Fail a connection that delivers no byte for this long (default 30 s). */
+  idleTimeoutMs?: number;
+  /** Retries per URL on 5xx and network errors (default 5); progress resets the count. */
+  retries?: number;
+  /** Backoff of the retries (default base 1 s, cap 30 s). */
+  backoff?: BackoffPolicy;
+  /** Redirects followed per request (default 10). */
+  maxRedirects?: number;
+  signal?: AbortSignal;
+  /** Told about each failed attempt that will be retried or moved past (for a log line). */
+  onRetry?(event: { url: string; error: Error; delayMs?: number }): void;
+}
+
+/** An HTTP failure; `retryable` says whether trying the same URL again can help. */
+export class HttpError extends Error {
+  readonly retryable: boolean;
+  readonly status: number | undefined;
+  readonly url: string;
+  constructor(message: string, url: string, options: { retryable: boolean; status?: number; cause?: unknown }) {
+    super(message, { cause: options.cause });
+    this.name = "HttpError";
+    this.url = url;
+    this.retryable = options.retryable;
+    this.status = options.status;
+  }
+}
+
+/** Every candidate URL failed; the message lists each one's last failure, in order. */
+export class CandidatesError extends Error {
+  readonly errors: Error[];
+  constructor(errors: Error[]) {
+    super(errors.map((e) => e.message).join("; "), { cause: errors.at(-1) });
+    this.name = "CandidatesError";
+    this.errors = errors;
+  }
+}
+
+const REASONS: Record<number, string> = {
+  400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 408: "Request Timeout",
+  410: "Gone", 416: "Range Not Satisfiable", 429: "Too Many Requests", 500: "Internal Server Error",
+  502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
+};
+
+/** "HTTP 404 Not Found from http://…" */
+export function statusError(status: number, url: string): HttpError {
+  const reason = REASONS[status];
+  const retryable = status >= 500 || status === 408 || status === 429;
+  return new HttpError(`HTTP ${status}${reason ? ` ${reason}` : ""} from ${url}`, url, { retryable, status });
+}
+
+function networkError(error: unknown, url: string): HttpError {
+  if (error instanceof HttpError) return error;
+  const e = error as NodeJS.ErrnoException;
+  const what = e.code && !e.message.includes(e.code) ? `${e.message} (${e.code})` : e.message;
+  return new HttpError(`${what} from ${url}`, url, { retryable: true, cause: error });
+}
+
+function header(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+interface Response {
+  url: string;
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Dispatcher.ResponseData["body"];
+}
+
+/** What the server said about the file when the transfer started. */
+export interface SourceInfo {
+  /** Total size in bytes as served (Content-Length), when known. */
+  size: number | undefined;
+  /** The strong or weak ETag of the file, as sent. */
+  etag: string | undefined;
+  lastModified: string | undefined;
+}
+
+export type OpenedSource =
+  | ({ notModified: false; body: Readable; readonly url: string } & SourceInfo)
+  | { notModified: true; url: string };
+
+/**
+ * One transfer of one file over the candidate URLs. Tracks the offset reached, the validator for
+ * `If-Range`, and the retry budget; `open(offset)` yields the next response body to read from.
+ */
+class Transfer {
+  readonly candidates: string[];
+  index = 0;
+  attempt = 0;
+  offset = 0;
+  validator: string | undefined;
+  info: SourceInfo = { size: undefined, etag: undefined, lastModified: undefined };
+  readonly failures = new Map<string, Error>();
+  readonly options: TransferOptions;
+  readonly ifNoneMatch: string | undefined;
+
+  constructor(url: string, options: TransferOptions, ifNoneMatch?: string) {
+    this.options = options;
+    this.candidates = candidateUrls(url, options.mirrors);
+    this.ifNoneMatch = ifNoneMatch;
+  }
+
+  get url(): string {
+    return this.candidates[Math.min(this.index, this.candidates.length - 1)]!;
+  }
+
+  /** Records a failure, then waits before a retry on the same URL or moves on to the next one. */
+  async recover(error: Error): Promise<void> {
+    const signal = this.options.signal;
+    if (signal?.aborted) throw signal.reason;
+    const url = this.url;
+    this.failures.set(url, error);
+    const retries = this.options.retries ?? 5;
+    if (error instanceof HttpError && error.retryable && this.attempt < retries) {
+      const delayMs = backoffDelay(this.attempt++, this.options.backoff ?? { baseMs: 1000, capMs: 30000 });
+      this.options.onRetry?.({ url, error, delayMs });
+      await sleep(delayMs, signal);
+      return;
+    }
+    this.options.onRetry?.({ url, error });
+    this.index++;
+    this.attempt = 0;
+  }
+
+  /** The error to report once every candidate failed: each URL's last failure, in order. */
+  finalError(): Error {
+    const errors = [...this.failures.values()];
+    if (errors.length === 1) return errors[0]!;
+    return new CandidatesError(errors);
+  }
+
+  /** A response to read from `offset` on, from the first candidate that gives one. */
+  async open(offset: number): Promise<Response | "not-modified"> {
+    for (;;) {
+      const url = this.candidates[this.index];
+      if (url === undefined) throw this.finalError();
+      try {
+        return await this.request(url, offset);
+      } catch (error) {
+        await this.recover(networkError(error, url));
+      }
+    }
+  }
+
+  /** One GET of `url` from `offset`, following redirects; throws HttpError unless usable. */
+  async request(start: string, offset: number): Promise<Response | "not-modified"> {
+    const headers: Record<string, string> = { "user-agent": "netimport", "accept-encoding": "identity" };
+    if (offset > 0) {
+      headers.range = `bytes=${offset}-`;
+      if (this.validator) headers["if-range"] = this.validator;
+    } else if (this.ifNoneMatch) {
+      headers["if-none-match"] = this.ifNoneMatch;
+    }
+    const seen = new Set<string>();
+    let url = start;
+    for (;;) {
+      seen.add(url);
+      if (url.startsWith("file:")) throw new HttpError(`refusing redirect to ${url}`, start, { retryable: false });
+      const response = await request(url, {
+        method: "GET",
+        headers,
+        dispatcher: this.options.dispatcher,
+        signal: this.options.signal,
+      });
+      const { statusCode } = response;
+      if ([301, 302, 303, 307, 308].includes(statusCode)) {
+        await response.body.dump();
+        const location = header(response.headers, "location");
+        if (!location) throw new HttpError(`HTTP ${statusCode} without Location from ${url}`, url, { retryable: false });
+        const next = new URL(location, url).href;
+        if (seen.has(next)) throw new HttpError(`redirect loop: ${url} redirects back to ${next}`, start, { retryable: false });
+        if (seen.size > (this.options.maxRedirects ?? 10)) {
+          throw new HttpError(`too many redirects (more than ${this.options.maxRedirects ?? 10}) from ${start}`, start, { retryable: false });
+        }
+        url = next;
+        continue;
+      }
+      if (statusCode === 304 && offset === 0 && this.ifNoneMatch) {
+        await response.body.dump();
+        return "not-modified";
+      }
+      if (statusCode === 200 && offset > 0) {
+        response.body.destroy();
+        throw new HttpError(
+          `${url} answered a resume request (at byte ${offset}) with the whole file: it changed on the server or ignores Range`,
+          url, { retryable: false, status: 200 },
+        );
+      }
+      if (statusCode === 206 && offset > 0) {
+        const range = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(header(response.headers, "content-range") ?? "");
+        if (!range || Number(range[1]) !== offset) {
+          response.body.destroy();
+          throw new HttpError(`${url} answered a resume at byte ${offset} with Content-Range '${header(response.headers, "content-range") ?? ""}'`, url, { retryable: false });
+        }
+        return { url, ...response };
+      }
+      if (statusCode === 200 && offset === 0) return { url, ...response };
+      await response.body.dump().catch(() => undefined);
+      throw statusError(statusCode, url);
+    }
+  }
+
+  /** Takes size and validators from the first full response. */
+  learn(response: Response): void {
+    const length = header(response.headers, "content-length");
+    const etag = header(response.headers, "etag");
+    const lastModified = header(response.headers, "last-modified");
+    this.info = { size: length !== undefined ? Number(length) : undefined, etag, lastModified };
+    // If-Range needs a strong validator: a weak ETag cannot be used, a date can.
+    this.validator = etag && !etag.startsWith("W/") ? etag : lastModified;
+  }
+
+  /** The body bytes from `body` on, resuming after each failure until the file is complete. */
+  async *bytes(first: Response): AsyncGenerator<Buffer> {
+    let body = first.body;
+    let offsetAtLastFailure = 0;
+    const idleMs = this.options.idleTimeoutMs ?? 30000;
+    try {
+      for (;;) {
+        try {
+          for await (const chunk of idle(body, idleMs, this.url)) {
+            this.offset += chunk.length;
+            yield chunk;
+          }
+          const size = this.info.size;
+          if (size !== undefined && this.offset < size) {
+            throw new HttpError(`connection closed after ${this.offset} of ${size} bytes from ${this.url}`, this.url, { retryable: true });
+          }
+          return;
+        } catch (error) {
+          body.destroy();
+          if (this.offset > offsetAtLastFailure) this.attempt = 0; // progress earns a fresh budget
+          offsetAtLastFailure = this.offset;
+          await this.recover(networkError(error, this.url));
+          if (this.info.size !== undefined && this.offset >= this.info.size) return;
+          const next = await this.open(this.offset);
+          if (next === "not-modified") throw new HttpError(`unexpected 304 from ${this.url}`, this.url, { retryable: false });
+          body = next.body;
+        }
+      }
+    } finally {
+      body.destroy();
+    }
+  }
+}
+
+/** Iterates a body, failing it when no chunk arrives for `ms` (time spent in the consumer does not count). */
+async function* idle(body: Readable, ms: number, url: string): AsyncGenerator<Buffer> {
+  const iterator = body[Symbol.asyncIterator]();
+  for (;;) {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new HttpError(`no data for ${ms / 1000} s from ${url}`, url, { retryable: true })), ms);
+    });
+    let result: IteratorResult<Buffer>;
+    try {
+      result = await Promise.race([iterator.next(), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (result.done) return;
+    yield result.value;
+  }
+}
+
+/**
+ * Opens `url` (or a mirror): resolves once a server answered with the file (or 304 for
+ * `ifNoneMatch`), with its size and validators; `body` then streams every byte exactly once,
+ * resuming across failures.
+ *
+ * @example
+ * const source = await openHttpSource("https://example.org/os.raw.zst", { dispatcher, mirrors: ["https://m/"] });
+ * if (!source.notModified) await pipeline(source.body, createWriteStream("os.raw.zst"));
+ */
+export async function openHttpSource(url: string, options: TransferOptions & { ifNoneMatch?: string }): Promise<OpenedSource> {
+  const transfer = new Transfer(url, options, options.ifNoneMatch);
+  const first = await transfer.open(0);
+  if (first === "not-modified") return { notModified: true, url: transfer.url };
+  transfer.learn(first);
+  const body = Readable.from(transfer.bytes(first), { objectMode: false, highWaterMark: 1 << 20 });
+  return {
+    notModified: false,
+    body,
+    get url() {
+      return transfer.url;
+    },
+    ...transfer.info,
+  };
+}
+
+/**
+ * A small file (checksum list, signature) from `url` or its mirrors, or undefined when every
+ * candidate says it does not exist (404/410/403). Other failures throw.
+ */
+export async function fetchSmallFile(url: string, options: TransferOptions, limit = 16 << 20): Promise<{ data: Buffer; url: string } | undefined> {
+  let source: OpenedSource;
+  try {
+    source = await openHttpSource(url, options);
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  }
+  if (source.notModified) throw new Error(`unexpected 304 from ${source.url}`);
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of source.body as AsyncIterable<Buffer>) {
+    length += chunk.length;
+    if (length > limit) {
+      source.body.destroy();
+      throw new Error(`${source.url} is larger than ${limit} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return { data: Buffer.concat(chunks), url: source.url };
+}
+
+/** True when an error (or every per-URL error of a mirror list) says "no such file". */
+export function isNotFound(error: unknown): boolean {
+  if (error instanceof CandidatesError) return error.errors.every(isNotFound);
+  return error instanceof HttpError && (error.status === 404 || error.status === 410 || error.status === 403);
+}

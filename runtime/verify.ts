@@ -1,0 +1,100 @@
+// What the image's SHA-256 must be, settled BEFORE the image is fetched (so a missing checksum or
+// signature fails in milliseconds, not after gigabytes), and the final comparison.
+//   no         nothing is checked
+//   checksum   <URL>.sha256, else SHA256SUMS next to the image
+//   signature  the same, plus a detached OpenPGP signature over that checksum file:
+//              <URL>.sha256.asc, <URL>.sha256.gpg, then SHA256SUMS.gpg, SHA256SUMS.asc
+//   sha256:HEX the hash is pinned on the command line
+import { expectedHash } from "./checksum-file.ts";
+import { urlFileName } from "./mirrors.ts";
+import { findKeyring, readKeyring, verifyDetachedSignature } from "./signature.ts";
+
+export type VerifyMode =
+  | { kind: "no" }
+  | { kind: "checksum" }
+  | { kind: "signature" }
+  | { kind: "pinned"; hash: string };
+
+/** Parses `--verify=`; throws on anything else. */
+export function parseVerifyMode(text: string): VerifyMode {
+  if (text === "no" || text === "checksum" || text === "signature") return { kind: text };
+  const pinned = /^sha256:([0-9a-fA-F]{64})$/.exec(text);
+  if (pinned) return { kind: "pinned", hash: pinned[1]!.toLowerCase() };
+  throw new Error(`invalid --verify=${text} (expected no, checksum, signature or sha256:<64 hex digits>)`);
+}
+
+/** Fetches a small file (trying mirrors); undefined when it does not exist anywhere. */
+export type SmallFileFetcher = (url: string) => Promise<{ data: Buffer; url: string } | undefined>;
+
+/** The hash the image must have, and where it came from (for messages). */
+export interface Expectation {
+  hash: string;
+  source: string;
+}
+
+export interface ExpectationOptions {
+  fetch: SmallFileFetcher;
+  /** Keyring file for `signature` (default: systemd's import keyring paths). */
+  keyring?: string;
+  /** Keyring candidates when none is given (injectable for tests). */
+  defaultKeyrings?: readonly string[];
+}
+
+interface ChecksumSource {
+  url: string;
+  signatures: string[];
+  allowBare: boolean;
+}
+
+function checksumSources(imageUrl: string): ChecksumSource[] {
+  const sums = new URL("SHA256SUMS", imageUrl).href;
+  return [
+    { url: `${imageUrl}.sha256`, signatures: [`${imageUrl}.sha256.asc`, `${imageUrl}.sha256.gpg`], allowBare: true },
+    { url: sums, signatures: [`${sums}.gpg`, `${sums}.asc`], allowBare: false },
+  ];
+}
+
+/**
+ * Settles the expected SHA-256 of the image at `imageUrl` under `mode` (undefined for `no`).
+ *
+ * @example const expected = await expectImageHash({ kind: "checksum" }, url, { fetch });
+ */
+export async function expectImageHash(mode: VerifyMode, imageUrl: string, options: ExpectationOptions): Promise<Expectation | undefined> {
+  if (mode.kind === "no") return undefined;
+  if (mode.kind === "pinned") return { hash: mode.hash, source: "--verify=sha256:" };
+  const fileName = decodeURIComponent(urlFileName(imageUrl));
+  const keys = mode.kind === "signature"
+    ? await (async () => {
+      const path = findKeyring(options.keyring, options.defaultKeyrings);
+      return { path, keys: await readKeyring(path) };
+    })()
+    : undefined;
+  const tried: string[] = [];
+  for (const source of checksumSources(imageUrl)) {
+    const sums = await options.fetch(source.url);
+    tried.push(source.url);
+    if (!sums) continue;
+    if (keys) {
+      let signed = false;
+      for (const signatureUrl of source.signatures) {
+        const signature = await options.fetch(signatureUrl);
+        tried.push(signatureUrl);
+        if (!signature) continue;
+        await verifyDetachedSignature(sums.data, signature.data, signature.url, keys.keys, keys.path);
+        signed = true;
+        break;
+      }
+      if (!signed) continue;
+    }
+    return { hash: expectedHash(sums.data.toString("utf8"), fileName, sums.url, source.allowBare), source: sums.url };
+  }
+  const what = keys ? "no signed checksum file" : "no checksum file";
+  throw new Error(`${what} for ${imageUrl} (tried ${tried.join(", ")})`);
+}
+
+/** Throws when the image's hash differs from the expectation. */
+export function checkImageHash(actual: string, expected: Expectation | undefined, imageUrl: string): void {
+  if (expected && actual !== expected.hash) {
+    throw new Error(`checksum mismatch for ${imageUrl}: got sha256 ${actual}, ${expected.source} says ${expected.hash}`);
+  }
+}
