@@ -1,0 +1,161 @@
+// bzip2 in pure JS (seek-bzip), for initrds without the bzip2 binary. seek-bzip decodes synchronously
+// from a byte source, so it is driven one block at a time: a block is attempted only once ~2 MiB of input
+// are buffered (more than any real compressed block), and if it still runs dry the attempt is rolled back
+// and retried with more input. Output is produced in 1 MiB slices by our own copy of its inverse-BWT
+// loop, so a 45 MiB block of zeros never sits in memory whole and the event loop breathes between slices.
+import Bunzip from "seek-bzip";
+
+const ATTEMPT_AT = 2 * 1024 * 1024;
+const SLICE = 1024 * 1024;
+
+class NeedMoreInput extends Error {}
+
+/** Errors this decoder raises name the format and say truncated or corrupt. */
+export function bzip2Error(error: unknown): Error {
+  const message = error instanceof Error ? error.message : String(error);
+  if (message.startsWith("bzip2 stream")) return error as Error;
+  return new Error(`bzip2 stream is corrupt: ${message}`);
+}
+
+/**
+ * Decodes bzip2 (including several concatenated streams, as pbzip2 writes) from `source`.
+ *
+ * ```ts
+ * for await (const plain of decodeBzip2(compressedChunks)) output.write(plain);
+ * ```
+ */
+export async function* decodeBzip2(source: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> {
+  let buf = Buffer.alloc(0);
+  let pos = 0;
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  let ended = false;
+  const input = new Bunzip.Stream();
+  input.readByte = () => {
+    if (pos < buf.length) return buf[pos++]!;
+    if (ended) throw new Error("bzip2 stream is truncated");
+    throw new NeedMoreInput();
+  };
+  let bz: InstanceType<typeof Bunzip> | undefined;
+  let inStream = false; // between a stream header and its end-of-stream marker
+  let trailing = false;
+
+  /** Runs `step` with a snapshot of the input position, restoring it if the input runs dry. */
+  const attempt = (step: () => void): boolean => {
+    const saved = { pos, bitOffset: bz?.reader.bitOffset, curByte: bz?.reader.curByte, hasByte: bz?.reader.hasByte, crc: bz?.streamCRC };
+    try {
+      step();
+      return true;
+    } catch (error) {
+      if (!(error instanceof NeedMoreInput)) throw bzip2Error(error);
+      pos = saved.pos;
+      if (bz && saved.bitOffset !== undefined) {
+        bz.reader.bitOffset = saved.bitOffset;
+        bz.reader.curByte = saved.curByte!;
+        bz.reader.hasByte = saved.hasByte!;
+        bz.streamCRC = saved.crc!;
+      }
+      return false;
+    }
+  };
+
+  const gather = () => {
+    if (!pending.length) return;
+    buf = Buffer.concat([buf.subarray(pos), ...pending]);
+    pos = 0;
+    pending = [];
+    pendingBytes = 0;
+  };
+
+  /** Decodes as many whole blocks as the buffered input holds, yielding their output. */
+  async function* drain(): AsyncGenerator<Buffer> {
+    gather();
+    for (;;) {
+      if (!inStream) {
+        if (trailing) { pos = buf.length; return; }
+        if (pos >= buf.length) return;
+        if (bz !== undefined) {
+          // After a complete stream: another one (pbzip2, cat) or trailing garbage, which bzip2 ignores.
+          if (buf.length - pos < 3 && !ended) return;
+          if (buf.subarray(pos, pos + 3).toString("latin1") !== "BZh") { trailing = true; continue; }
+        }
+        if (!attempt(() => {
+          if (bz === undefined) bz = new Bunzip(input, null);
+          else bz._start_bunzip(input, null);
+        })) return;
+        inStream = true;
+      }
+      const decoder = bz!;
+      let more = false;
+      if (!attempt(() => { more = decoder._init_block(); })) return;
+      if (!more) {
+        let expected = 0;
+        if (!attempt(() => { expected = decoder.reader.read(32) >>> 0; })) return;
+        if (expected !== decoder.streamCRC) {
+          throw new Error(`bzip2 stream is corrupt: stream CRC mismatch (got ${decoder.streamCRC.toString(16)}, expected ${expected.toString(16)})`);
+        }
+        inStream = false;
+        continue;
+      }
+      yield* blockOutput(decoder);
+    }
+  }
+
+  for await (const chunk of source) {
+    pending.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    pendingBytes += chunk.byteLength;
+    if (buf.length - pos + pendingBytes >= ATTEMPT_AT) yield* drain();
+  }
+  ended = true;
+  yield* drain();
+  if (bz === undefined) throw new Error("bzip2 stream is truncated");
+  if (inStream) throw new Error("bzip2 stream is truncated");
+}
+
+/** The inverse BWT and RLE1 of seek-bzip's `_read_bunzip`, writing into 1 MiB slices. */
+function* blockOutput(bz: InstanceType<typeof Bunzip>): Generator<Buffer> {
+  const dbuf = bz.dbuf;
+  const crc = bz.blockCRC;
+  let pos = bz.writePos;
+  let current = bz.writeCurrent;
+  let count = bz.writeCount;
+  let run = bz.writeRun;
+  let out = Buffer.allocUnsafe(SLICE);
+  let n = 0;
+  while (count) {
+    count--;
+    const previous = current;
+    pos = dbuf[pos]!;
+    current = pos & 0xff;
+    pos >>= 8;
+    let copies: number;
+    let outbyte: number;
+    if (run++ === 3) {
+      copies = current;
+      outbyte = previous;
+      current = -1;
+    } else {
+      copies = 1;
+      outbyte = current;
+    }
+    if (n + copies > SLICE) {
+      yield out.subarray(0, n);
+      out = Buffer.allocUnsafe(SLICE);
+      n = 0;
+    }
+    if (copies === 1) {
+      crc.updateCRCRun(outbyte, 1);
+      out[n++] = outbyte;
+    } else if (copies > 1) {
+      crc.updateCRCRun(outbyte, copies);
+      out.fill(outbyte, n, n + copies);
+      n += copies;
+    }
+    if (current !== previous) run = 0;
+  }
+  bz.writeCount = count;
+  if (n) yield out.subarray(0, n);
+  if (crc.getCRC() !== bz.targetBlockCRC) {
+    throw new Error(`bzip2 stream is corrupt: block CRC mismatch (got ${crc.getCRC().toString(16)}, expected ${bz.targetBlockCRC.toString(16)})`);
+  }
+}

@@ -1,0 +1,64 @@
+// The system's decompressors (xz, bzip2, zstd, gzip) as accelerators: spawned with stdin/stdout piped,
+// stderr kept for the error message. Used only when the binary is on PATH; the JS decoders are the fallback.
+import { spawn } from "node:child_process";
+import { accessSync, constants } from "node:fs";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+
+/** The absolute path of an executable named `name` on PATH (plus /usr/bin, /bin), or undefined. */
+export function findExecutable(name: string, path = process.env.PATH ?? ""): string | undefined {
+  const dirs = [...path.split(":").filter(Boolean), "/usr/bin", "/bin"];
+  for (const dir of dirs) {
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+const TRUNCATED = /unexpected end|ends unexpectedly|truncated|premature end|incomplete/i;
+
+/**
+ * Pipes `input` through `command args` and yields its stdout.
+ *
+ * ```ts
+ * for await (const plain of throughProcess(chunks, "/usr/bin/xz", ["-dc"], "xz")) out.write(plain);
+ * ```
+ * A non-zero exit becomes "<format> stream is corrupt: <stderr>" or "… is truncated: <stderr>".
+ */
+export async function* throughProcess(input: AsyncIterable<Uint8Array>, command: string, args: string[], format: string): AsyncGenerator<Buffer> {
+  const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.setEncoding("utf8");
+  child.stderr.on("data", (text: string) => { stderr = (stderr + text).slice(-4000); });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
+    child.on("error", (error) => resolve({ code: null, signal: null, error }));
+    child.on("close", (code, signal) => resolve({ code, signal }));
+  });
+  let inputError: Error | undefined;
+  const fed = pipeline(Readable.from(input, { objectMode: false }), child.stdin).catch((error: NodeJS.ErrnoException) => {
+    // EPIPE: the decoder quit early (its exit status says why); anything else came from the input.
+    if (error.code !== "EPIPE" && error.code !== "ERR_STREAM_PREMATURE_CLOSE") inputError = error;
+  });
+  let finished = false;
+  try {
+    for await (const chunk of child.stdout) yield chunk as Buffer;
+    finished = true;
+  } finally {
+    if (!finished && child.exitCode === null) child.kill("SIGKILL");
+  }
+  const [status] = await Promise.all([exited, fed]);
+  if (inputError) throw inputError;
+  if (status.error) throw new Error(`${format} decoder ${command} could not run: ${status.error.message}`);
+  if (status.code !== 0) {
+    // The first line carries the reason (bzip2 follows it with a page of advice).
+    const detail = stderr.trim().split("\n")[0]?.trim().replace(/;$/, "") || `exit status ${status.code ?? status.signal}`;
+    const what = TRUNCATED.test(detail) ? "truncated" : "corrupt";
+    throw new Error(`${format} stream is ${what}: ${detail}`);
+  }
+}

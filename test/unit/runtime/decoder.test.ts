@@ -1,0 +1,145 @@
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { after, before, describe, test } from "node:test";
+import { createDecoder, detectCompression, type Compression, type DecoderOptions } from "../../../runtime/decoder.ts";
+
+const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
+
+/** Decodes `data` fed in `chunkSize` pieces; resolves to the output or rejects with the pipeline's error. */
+async function decode(data: Buffer, options: DecoderOptions = {}, chunkSize = 64 * 1024): Promise<Buffer> {
+  const out: Buffer[] = [];
+  const chunks = function* () {
+    for (let i = 0; i < data.length; i += chunkSize) yield data.subarray(i, i + chunkSize);
+  };
+  await pipeline(Readable.from(chunks()), createDecoder(options), new Writable({
+    write(chunk: Buffer, _encoding, callback) { out.push(chunk); callback(); },
+  }));
+  return Buffer.concat(out);
+}
+
+const compressors: Record<Exclude<Compression, "none">, string[]> = {
+  gzip: ["gzip", "-c"],
+  zstd: ["zstd", "-q", "-c"],
+  xz: ["xz", "-c"],
+  bzip2: ["bzip2", "-c"],
+};
+const compress = (format: Exclude<Compression, "none">, data: Buffer) => {
+  const [command, ...options] = compressors[format];
+  // From a pipe zstd cannot know the size; say it, so the frame header states it as for a file.
+  const args = format === "zstd" ? [...options, `--stream-size=${data.length}`] : options;
+  return execFileSync(command!, args, { input: data, maxBuffer: 1 << 28 });
+};
+
+let dir: string;
+let plain: Buffer;
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), "netimport-decoder-"));
+  // Text, random bytes and zeros: like a small disk image.
+  const text = Buffer.from(Array.from({ length: 20000 }, (_, i) => `line ${i} of some text\n`).join(""));
+  plain = Buffer.concat([text, randomBytes(100_000), Buffer.alloc(200_000), text.subarray(0, 5000)]);
+  writeFileSync(join(dir, "plain"), plain);
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("detectCompression", () => {
+  test("recognises each magic and nothing else", () => {
+    assert.equal(detectCompression(Buffer.from([0x1f, 0x8b, 8, 0])), "gzip");
+    assert.equal(detectCompression(Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x24])), "zstd");
+    assert.equal(detectCompression(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])), "xz");
+    assert.equal(detectCompression(Buffer.from("BZh91AY&SY")), "bzip2");
+    assert.equal(detectCompression(Buffer.from("BZhello")), "none");
+    assert.equal(detectCompression(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x01])), "none");
+    assert.equal(detectCompression(Buffer.from([0x1f])), "none");
+    assert.equal(detectCompression(new Uint8Array()), "none");
+  });
+});
+
+describe("createDecoder", () => {
+  test("passes raw data through unchanged, whatever the chunking", async () => {
+    const head = plain.subarray(0, 20_000);
+    assert.equal(sha256(await decode(head, {}, 3)), sha256(head));
+    assert.equal(sha256(await decode(plain)), sha256(plain));
+    assert.equal((await decode(Buffer.alloc(0))).length, 0);
+    assert.deepEqual(await decode(Buffer.from("BZh")), Buffer.from("BZh"));
+  });
+
+  for (const format of ["gzip", "zstd", "xz", "bzip2"] as const) {
+    for (const implementation of ["js", "native"] as const) {
+      describe(`${format} (${implementation})`, () => {
+        test("decodes to the same bytes and reports what it chose", async () => {
+          const detected: string[] = [];
+          const out = await decode(compress(format, plain), { implementation, onDetect: (c, i) => detected.push(`${c}/${i}`) });
+          assert.equal(sha256(out), sha256(plain));
+          const expected = implementation === "native" ? "native" : format === "gzip" || format === "zstd" ? "zlib" : "js";
+          assert.deepEqual(detected, [`${format}/${expected}`]);
+        });
+        test("decodes concatenated members/streams/frames, even fed byte by byte at the seams", async () => {
+          const one = compress(format, plain.subarray(0, 70_000));
+          const two = compress(format, plain.subarray(70_000));
+          const out = await decode(Buffer.concat([one, two]), { implementation }, 4093);
+          assert.equal(sha256(out), sha256(plain));
+        });
+        test("a truncated stream fails with 'is truncated'", async () => {
+          const whole = compress(format, plain);
+          await assert.rejects(decode(whole.subarray(0, Math.floor(whole.length / 2)), { implementation }),
+            new RegExp(`^Error: ${format} stream is truncated`));
+        });
+        test("a corrupt stream fails with 'is corrupt'", async () => {
+          const whole = Buffer.from(compress(format, plain));
+          whole.fill(0x55, Math.floor(whole.length / 2), Math.floor(whole.length / 2) + 4);
+          await assert.rejects(decode(whole, { implementation }), new RegExp(`^Error: ${format} stream is corrupt: .+`));
+        });
+      });
+    }
+  }
+
+  test("zstd: reports the frame content size and skips skippable frames", async () => {
+    const hints: number[] = [];
+    const skippable = Buffer.concat([Buffer.from([0x50, 0x2a, 0x4d, 0x18, 5, 0, 0, 0]), Buffer.from("hello")]);
+    const part = plain.subarray(0, 150_000);
+    const data = Buffer.concat([compress("zstd", part.subarray(0, 1000)), skippable, compress("zstd", part.subarray(1000))]);
+    for (const chunkSize of [5, 4093, 1 << 20]) {
+      const out = await decode(data, { implementation: "js", onSizeHint: (n) => hints.push(n) }, chunkSize);
+      assert.equal(sha256(out), sha256(part));
+    }
+    assert.deepEqual(hints, [1000, 1000, 1000]);
+  });
+
+  test("bzip2 (js): a block of zeros comes out in slices of at most 1 MiB", async () => {
+    const zeros = Buffer.alloc(24 << 20);
+    const sizes: number[] = [];
+    await pipeline(Readable.from([compress("bzip2", zeros)]), createDecoder({ implementation: "js" }), new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        sizes.push(chunk.length);
+        assert.ok(chunk.every((byte) => byte === 0));
+        callback();
+      },
+    }));
+    assert.equal(sizes.reduce((a, b) => a + b, 0), zeros.length);
+    assert.ok(Math.max(...sizes) <= 1 << 20);
+  });
+
+  test("an error from the input passes through unchanged", async () => {
+    const data = compress("xz", plain);
+    for (const implementation of ["js", "native"] as const) {
+      const failing = async function* () {
+        yield data.subarray(0, 1000);
+        throw new Error("connection reset by peer");
+      };
+      await assert.rejects(pipeline(Readable.from(failing()), createDecoder({ implementation }), new Writable({ write: (_c, _e, cb) => cb() })),
+        /^Error: connection reset by peer$/);
+    }
+  });
+
+  test("files written by the CLIs decode from disk", async () => {
+    execFileSync("xz", ["-k", "-T2", "--block-size=65536", join(dir, "plain")]);
+    const out = await decode(readFileSync(join(dir, "plain.xz")), { implementation: "js" });
+    assert.equal(sha256(out), sha256(plain));
+  });
+});
