@@ -1,0 +1,264 @@
+// Pull throughput: netimport against the curl | decoder pipeline and systemd-pull, each fetching the
+// same image from the same nginx into the same tmpfs. Also what each one leaves on disk (sparseness).
+import { mkdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { MIX } from "./disk-image.ts";
+import { FORMATS, imageFile, type Format, type ImageSet } from "./images.ts";
+import { measure, median, type Run } from "./measure.ts";
+import { MB, mib, number, ratio, table, verdict, type Check, type Rendered } from "./report.ts";
+import type { Tmpfs } from "./tmpfs.ts";
+import { inspectOutput } from "./verify-output.ts";
+
+export const TOOLS = ["netimport", "curl", "systemd-pull"] as const;
+export type Tool = (typeof TOOLS)[number];
+
+export const SYSTEMD_PULL = "/usr/lib/systemd/systemd-pull";
+const DECODERS: Record<Exclude<Format, "raw">, string> = { gz: "gzip -dc", zst: "zstd -dc", xz: "xz -dc", bz2: "bzip2 -dc" };
+
+const VS_SYSTEMD_PULL_TARGET = 1.0;
+const VS_CURL_TARGET = 0.9;
+const VS_CURL_FORMATS: readonly Format[] = ["raw", "gz", "zst"];
+
+export type PullContext = { exe: string; baseUrl: string; scratch: Tmpfs; images: ImageSet; log: (line: string) => void };
+
+export type Measurement = {
+  seconds: number[];
+  /** Peak RSS per run in bytes (netimport only). */
+  peakRss: number[];
+  apparent?: number;
+  allocated?: number;
+  error?: string;
+};
+
+export type PullData = {
+  imageSize: number;
+  compressedSizes: Partial<Record<Format, number>>;
+  /** Allocation of the cached source image, whose zero runs are holes: the sparse ideal. */
+  sourceAllocated: number;
+  /** Formats systemd-pull decodes (it stores what it does not recognise as is, and succeeds). */
+  systemdPullDecodes: Partial<Record<Format, boolean>>;
+  /** Keyed `tool/format`. */
+  results: Record<string, Measurement>;
+};
+
+/** The command line each tool runs for one pull, and where its output lands. */
+export function pullCommand(tool: Tool, format: Format, url: string, out: string, exe: string): { argv: string[]; output: string } {
+  switch (tool) {
+    case "netimport": {
+      const output = join(out, "netimport.raw");
+      return { argv: [exe, "pull", "--verify=no", url, output], output };
+    }
+    case "curl": {
+      const output = join(out, "curl.raw");
+      if (format === "raw") return { argv: ["curl", "-sS", "-o", output, url], output };
+      return {
+        argv: ["bash", "-c", `set -o pipefail; curl -sS "$1" | ${DECODERS[format]} > "$2"`, "bash", url, output],
+        output,
+      };
+    }
+    case "systemd-pull": {
+      const root = join(out, "machines");
+      return {
+        argv: [SYSTEMD_PULL, "raw", "--verify=no", `--image-root=${root}`, url, "bench"],
+        output: join(root, "bench.raw"),
+      };
+    }
+  }
+}
+
+export type PullOutcome = { run: Run; output: string; error?: string };
+
+/**
+ * One pull into an empty scratch tmpfs; `error` says why it did not produce a file.
+ * @example const { run } = await pullOnce(context, "netimport", "zst", 1024 ** 3, { peakRss: true });
+ */
+export async function pullOnce(context: PullContext, tool: Tool, format: Format, size: number, options: { peakRss?: boolean } = {}): Promise<PullOutcome> {
+  context.scratch.clear();
+  mkdirSync(join(context.scratch.path, "machines"));
+  const url = `${context.baseUrl}/${imageFile(size, format)}`;
+  const { argv, output } = pullCommand(tool, format, url, context.scratch.path, context.exe);
+  const run = await measure(argv[0]!, argv.slice(1), { peakRss: options.peakRss });
+  let error: string | undefined;
+  if (run.code !== 0) error = `${tool} ${format}: exited with ${run.code}: ${run.stderr.trim().split("\n").slice(-3).join(" / ")}`;
+  else {
+    try { statSync(output); } catch { error = `${tool} ${format}: exited 0 but wrote no ${output}`; }
+  }
+  return { run, output, error };
+}
+
+/** Pulls the small probe image in each format and checks whether systemd-pull decoded it. */
+async function probeSystemdPull(context: PullContext, probeSize: number): Promise<Partial<Record<Format, boolean>>> {
+  const decodes: Partial<Record<Format, boolean>> = {};
+  for (const format of FORMATS) {
+    const { output, error } = await pullOnce(context, "systemd-pull", format, probeSize);
+    decodes[format] = !error && (await inspectOutput(output)).sha256 === context.images.sha256.get(probeSize);
+  }
+  return decodes;
+}
+
+export type PullBenchOptions = {
+  size: number;
+  probeSize: number;
+  tools: readonly Tool[];
+  formats: readonly Format[];
+  /** Runs per (tool, format) for the fast formats, and for xz and bz2. */
+  runs: number;
+  slowRuns: number;
+  /** Results of an earlier run, kept for the tools and formats not measured now. */
+  previous?: PullData;
+};
+
+/**
+ * Measures every (tool, format), interleaved round by round so drifting load hits all tools alike.
+ * The first run of each is checked against the image's hash and its allocation recorded.
+ * @example const data = await benchPull(context, { size: GiB, probeSize: MiB, tools: TOOLS, formats: FORMATS, runs: 3, slowRuns: 1 });
+ */
+export async function benchPull(context: PullContext, options: PullBenchOptions): Promise<PullData> {
+  const { size, tools, formats } = options;
+  const previous = options.previous?.imageSize === size ? options.previous : undefined;
+  const data: PullData = {
+    imageSize: size,
+    compressedSizes: {},
+    sourceAllocated: statSync(join(context.images.dir, imageFile(size, "raw"))).blocks * 512,
+    systemdPullDecodes: previous?.systemdPullDecodes ?? {},
+    results: { ...previous?.results },
+  };
+  for (const format of FORMATS) {
+    try { data.compressedSizes[format] = statSync(join(context.images.dir, imageFile(size, format))).size; } catch { /* not built */ }
+  }
+  if (tools.includes("systemd-pull")) {
+    context.log("pull: probing which formats systemd-pull decodes");
+    data.systemdPullDecodes = await probeSystemdPull(context, options.probeSize);
+  }
+  for (const tool of tools) for (const format of formats) data.results[`${tool}/${format}`] = { seconds: [], peakRss: [] };
+
+  const runsFor = (format: Format) => (format === "xz" || format === "bz2" ? options.slowRuns : options.runs);
+  const rounds = Math.max(...formats.map(runsFor));
+  for (let round = 0; round < rounds; round++) {
+    for (const format of formats) {
+      if (round >= runsFor(format)) continue;
+      for (const tool of tools) {
+        if (tool === "systemd-pull" && data.systemdPullDecodes[format] === false) continue;
+        const result = data.results[`${tool}/${format}`]!;
+        if (result.error) continue;
+        const { run, output, error } = await pullOnce(context, tool, format, size, { peakRss: tool === "netimport" });
+        if (error) {
+          result.error = error;
+          context.log(`pull: FAILED ${error}`);
+          continue;
+        }
+        if (round === 0) {
+          const written = await inspectOutput(output);
+          result.apparent = written.apparent;
+          result.allocated = written.allocated;
+          if (written.sha256 !== context.images.sha256.get(size)) {
+            result.error = `${tool} ${format}: output differs from the image (${written.apparent} bytes)`;
+            context.log(`pull: FAILED ${result.error}`);
+            continue;
+          }
+        }
+        result.seconds.push(run.seconds);
+        if (run.peakRss !== undefined) result.peakRss.push(run.peakRss);
+        context.log(`pull: ${tool} ${format} round ${round + 1}: ${number(size / MB / run.seconds)} MB/s`
+          + (run.peakRss ? `, peak RSS ${mib(run.peakRss)}` : ""));
+      }
+    }
+  }
+  context.scratch.clear();
+  return data;
+}
+
+/** MB/s of decoded output, median over the runs; NaN when there is none. */
+export function throughput(data: PullData, tool: Tool, format: Format): number {
+  const result = data.results[`${tool}/${format}`];
+  if (!result || result.error || result.seconds.length === 0) return NaN;
+  return data.imageSize / MB / median(result.seconds);
+}
+
+function cell(data: PullData, tool: Tool, format: Format): string {
+  const result = data.results[`${tool}/${format}`];
+  if (tool === "systemd-pull" && data.systemdPullDecodes[format] === false) return "unsupported";
+  if (!result) return "not run";
+  if (result.error) return "FAILED";
+  return number(throughput(data, tool, format));
+}
+
+/** The throughput table and the allocation table, with PASS/MISS against the targets. */
+export function renderPull(data: PullData): Rendered {
+  const checks: Check[] = [];
+  const failures: string[] = [];
+  const rows: string[][] = [];
+  const runs = (tool: Tool, format: Format) => data.results[`${tool}/${format}`]?.seconds.length ?? 0;
+  for (const format of FORMATS) {
+    if (!TOOLS.some((tool) => data.results[`${tool}/${format}`])) continue;
+    for (const tool of TOOLS) {
+      const error = data.results[`${tool}/${format}`]?.error;
+      if (error) failures.push(error);
+    }
+    const ours = throughput(data, "netimport", format);
+    const versus = (tool: Tool, target: number, applies: boolean): [string, string] => {
+      if (!applies) return ["–", "–"];
+      const value = ours / throughput(data, tool, format);
+      if (!Number.isFinite(value)) return ["–", "not measured"];
+      const pass = value >= target;
+      checks.push({ what: `pull ${format}: netimport vs ${tool}`, pass });
+      return [ratio(value), `≥ ${target}× ${verdict(pass)}`];
+    };
+    const compressed = data.compressedSizes[format];
+    rows.push([
+      `\`.${format === "raw" ? "raw" : `raw.${format}`}\``,
+      compressed === undefined ? "–" : mib(compressed),
+      String(Math.max(...TOOLS.map((tool) => runs(tool, format)))),
+      cell(data, "netimport", format),
+      cell(data, "curl", format),
+      cell(data, "systemd-pull", format),
+      ...versus("curl", VS_CURL_TARGET, VS_CURL_FORMATS.includes(format)),
+      ...versus("systemd-pull", VS_SYSTEMD_PULL_TARGET, data.systemdPullDecodes[format] !== false),
+    ]);
+  }
+  const size = mib(data.imageSize);
+  const throughputTable = table(
+    ["image", "served size", "runs", "netimport MB/s", "curl \\| decoder MB/s", "systemd-pull MB/s", "netimport / curl", "target", "netimport / systemd-pull", "target"],
+    rows,
+  );
+
+  const blockRows: string[][] = [["source image (zero runs as holes: the ideal)", ...FORMATS.map(() => allocation(data.sourceAllocated, data.imageSize))]];
+  for (const tool of TOOLS) {
+    blockRows.push([tool, ...FORMATS.map((format) => {
+      const result = data.results[`${tool}/${format}`];
+      if (tool === "systemd-pull" && data.systemdPullDecodes[format] === false) return "unsupported";
+      if (!result || result.allocated === undefined || result.apparent === undefined) return "–";
+      return allocation(result.allocated, result.apparent);
+    })]);
+  }
+  const blocksTable = table(["written by", ...FORMATS.map((format) => `\`${format}\``)], blockRows);
+
+  const markdown = `### Pull throughput
+
+A ${size} disk-like image (${describeMix()}, in extents of 4 KiB–4 MiB),
+served by nginx on 127.0.0.1, written to a tmpfs; MB/s (10^6 bytes) of decoded image per second of
+wall time, median of the runs. Compressed with \`gzip -6\`, \`zstd -3\`, \`xz -6\`, \`bzip2 -9\`.
+\`netimport pull --verify=no URL DEST\`; \`curl -sS URL | DECODER -dc > FILE\` (\`curl -o\` for raw);
+\`systemd-pull raw --verify=no --image-root=TMPFS URL NAME\` (systemd 252; it also copies its
+download cache file to NAME.raw, as it always does).
+
+${throughputTable}
+
+### Space the written image takes
+
+Allocated (\`stat -c %b*%B\`) of the ${size} written image, and allocated / apparent size.
+
+${blocksTable}
+`;
+  return { markdown, checks, failures };
+}
+
+function allocation(allocated: number, apparent: number): string {
+  return `${mib(allocated)} (${(allocated / apparent).toFixed(2)})`;
+}
+
+/** "40% zero runs, 20% random, …" */
+export function describeMix(): string {
+  const names = { zero: "zero runs", random: "random", text: "text", binary: "binary-like" } as const;
+  return (Object.keys(MIX) as (keyof typeof MIX)[]).map((kind) => `${Math.round(MIX[kind] * 100)}% ${names[kind]}`).join(", ");
+}
