@@ -1,13 +1,15 @@
 // Runs a command and measures it: wall time, exit status and (through GNU time) peak resident set size.
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 export type Run = {
   seconds: number;
-  /** Peak RSS ("Maximum resident set size") in bytes; undefined unless asked for. */
+  /** Peak RSS ("Maximum resident set size", GNU time) of the largest single process, in bytes; only if asked for. */
   peakRss?: number;
+  /** Peak of the summed RSS of the whole process tree (the command and what it spawns), sampled every 20 ms. */
+  treePeakRss?: number;
   code: number | null;
   /** The last few KB of stderr, to explain a failure. */
   stderr: string;
@@ -28,6 +30,10 @@ export async function measure(command: string, args: string[], options: RunOptio
   }
   const started = process.hrtime.bigint();
   const child = spawn(argv[0]!, argv.slice(1), { env: options.env ?? process.env, stdio: ["ignore", "ignore", "pipe"] });
+  let treePeakRss = 0;
+  const sampler = options.peakRss && child.pid !== undefined
+    ? setInterval((pid: number) => { treePeakRss = Math.max(treePeakRss, descendantsRss(pid)); }, 20, child.pid)
+    : undefined;
   let stderr = "";
   child.stderr.setEncoding("utf8");
   child.stderr.on("data", (text: string) => { stderr = (stderr + text).slice(-4000); });
@@ -36,6 +42,7 @@ export async function measure(command: string, args: string[], options: RunOptio
     child.on("close", (exitCode) => resolve(exitCode));
   });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  clearInterval(sampler);
   let peakRss: number | undefined;
   if (rssDir) {
     try {
@@ -45,7 +52,48 @@ export async function measure(command: string, args: string[], options: RunOptio
     } catch { /* the command did not run */ }
     rmSync(rssDir, { recursive: true, force: true });
   }
-  return { seconds, peakRss, code, stderr };
+  return { seconds, peakRss, treePeakRss: sampler ? Math.max(treePeakRss, peakRss ?? 0) : undefined, code, stderr };
+}
+
+function readOr(path: string, fallback: string): string {
+  try { return readFileSync(path, "utf8"); } catch { return fallback; }
+}
+
+/** Every process's parent, from /proc/PID/stat (this kernel has no /proc/PID/task/TID/children). */
+function parents(): Map<number, number> {
+  const parentOf = new Map<number, number>();
+  for (const entry of readdirOr("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = readOr(`/proc/${entry}/stat`, "");
+    // "pid (comm) state ppid …": comm may hold spaces and parentheses, so split after the last ')'.
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    if (Number.isInteger(ppid)) parentOf.set(Number(entry), ppid);
+  }
+  return parentOf;
+}
+
+function readdirOr(path: string): string[] {
+  try { return readdirSync(path); } catch { return []; }
+}
+
+/** Summed VmRSS in bytes of every descendant of `pid` (not `pid` itself: that is GNU time). */
+export function descendantsRss(pid: number): number {
+  const parentOf = parents();
+  const tree = new Set([pid]);
+  let total = 0;
+  // Parents have lower pids than their children unless pids wrapped; loop until no process is added.
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const [child, parent] of parentOf) {
+      if (tree.has(parent) && !tree.has(child)) {
+        tree.add(child);
+        grew = true;
+        const match = /^VmRSS:\s+(\d+) kB/m.exec(readOr(`/proc/${child}/status`, ""));
+        total += match ? Number(match[1]) * 1024 : 0;
+      }
+    }
+  }
+  return total;
 }
 
 /** Like measure(), synchronously and without RSS: for short commands timed many times. */

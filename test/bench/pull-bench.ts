@@ -23,7 +23,7 @@ export type PullContext = { exe: string; baseUrl: string; scratch: Tmpfs; images
 
 export type Measurement = {
   seconds: number[];
-  /** Peak RSS per run in bytes (netimport only). */
+  /** Peak RSS of the process tree per run in bytes (netimport only). */
   peakRss: number[];
   apparent?: number;
   allocated?: number;
@@ -158,9 +158,9 @@ export async function benchPull(context: PullContext, options: PullBenchOptions)
           }
         }
         result.seconds.push(run.seconds);
-        if (run.peakRss !== undefined) result.peakRss.push(run.peakRss);
+        if (run.treePeakRss !== undefined) result.peakRss.push(run.treePeakRss);
         context.log(`pull: ${tool} ${format} round ${round + 1}: ${number(size / MB / run.seconds)} MB/s`
-          + (run.peakRss ? `, peak RSS ${mib(run.peakRss)}` : ""));
+          + (run.treePeakRss ? `, peak RSS ${mib(run.treePeakRss)}` : ""));
       }
     }
   }
