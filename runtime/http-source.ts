@@ -108,6 +108,8 @@ class Transfer {
   readonly failures = new Map<string, Error>();
   readonly options: TransferOptions;
   readonly ifNoneMatch: string | undefined;
+  /** The response body being read, destroyed when the consumer gives up. */
+  current: Readable | undefined;
 
   constructor(url: string, options: TransferOptions, ifNoneMatch?: string) {
     this.options = options;
@@ -228,6 +230,7 @@ class Transfer {
   /** The body bytes from `body` on, resuming after each failure until the file is complete. */
   async *bytes(first: Response): AsyncGenerator<Buffer> {
     let body = first.body;
+    this.current = body;
     let offsetAtLastFailure = 0;
     const idleMs = this.options.idleTimeoutMs ?? 30000;
     try {
@@ -251,6 +254,7 @@ class Transfer {
           const next = await this.open(this.offset);
           if (next === "not-modified") throw new HttpError(`unexpected 304 from ${this.url}`, this.url, { retryable: false });
           body = next.body;
+          this.current = body;
         }
       }
     } finally {
@@ -292,7 +296,10 @@ export async function openHttpSource(url: string, options: TransferOptions & { i
   const first = await transfer.open(0);
   if (first === "not-modified") return { notModified: true, url: transfer.url };
   transfer.learn(first);
+  transfer.current = first.body;
   const body = Readable.from(transfer.bytes(first), { objectMode: false, highWaterMark: 1 << 20 });
+  // A consumer that stops early must not leave a response pending in the dispatcher.
+  body.once("close", () => transfer.current?.destroy());
   return {
     notModified: false,
     body,

@@ -1,1 +1,137 @@
-export async function runPull(argv: string[]): Promise<number> { console.log("pull", argv); return 0; }
+// `netimport pull [OPTIONS] URL DEST`: the command line of the pull, its signals and its exit codes.
+// Exit 0 only when DEST holds the complete verified image; every failure is one line on stderr
+// starting with "netimport: " (exit 1); usage errors exit 2.
+import { resolve } from "node:path";
+import { inferImageType, type ImageType } from "./image-type.ts";
+import { pull, type PullOptions } from "./pull.ts";
+import { parseVerifyMode } from "./verify.ts";
+
+export const PULL_USAGE = `Usage: netimport pull [--type=raw|tar] [--verify=no|checksum|signature|sha256:HEX] [--keyring=FILE]
+                      [--mirror=URL]... [--ca-file=FILE] [--idle-timeout=SEC] [--retries=N] [--retry-delay=SEC]
+                      [--proxy=URL] [--no-proxy=HOSTS] [--progress-interval=SEC] [--ro] URL DEST
+`;
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+function number(name: string, value: string, min: number): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n < min) throw new UsageError(`invalid --${name}=${value}`);
+  return n;
+}
+
+/**
+ * Parses the arguments of `netimport pull` (without the `pull`) into pull options.
+ *
+ * @example parsePullArguments(["--verify=no", "http://o/os.raw.zst", "/run/machines/os.raw"])
+ */
+export function parsePullArguments(argv: readonly string[]): PullOptions {
+  const positional: string[] = [];
+  const mirrors: string[] = [];
+  const options: Partial<PullOptions> = {};
+  let type: ImageType | undefined;
+  let verify = "signature"; // systemd-pull's default
+  const args = [...argv];
+  while (args.length) {
+    const arg = args.shift()!;
+    if (arg === "--") {
+      positional.push(...args.splice(0));
+      break;
+    }
+    if (!arg.startsWith("--")) {
+      positional.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf("=");
+    const name = arg.slice(2, eq < 0 ? undefined : eq);
+    if (name === "ro" || name === "rw") {
+      if (eq >= 0) throw new UsageError(`--${name} takes no value`);
+      options.readOnly = name === "ro";
+      continue;
+    }
+    let value: string;
+    if (eq >= 0) value = arg.slice(eq + 1);
+    else if (args.length) value = args.shift()!;
+    else throw new UsageError(`--${name} needs a value`);
+    switch (name) {
+      case "type":
+        if (value !== "raw" && value !== "tar") throw new UsageError(`invalid --type=${value} (expected raw or tar)`);
+        type = value;
+        break;
+      case "verify": verify = value; break;
+      case "keyring": options.keyring = value; break;
+      case "mirror":
+        try {
+          new URL(value);
+        } catch {
+          throw new UsageError(`invalid --mirror=${value} (not a URL)`);
+        }
+        mirrors.push(value);
+        break;
+      case "ca-file": options.caFile = value; break;
+      case "idle-timeout": options.idleTimeoutSeconds = number(name, value, 0.001); break;
+      case "retries": options.retries = Math.floor(number(name, value, 0)); break;
+      case "retry-delay": options.retryDelaySeconds = number(name, value, 0); break;
+      case "proxy": options.proxy = value || undefined; break;
+      case "no-proxy": options.noProxy = value || undefined; break;
+      case "progress-interval": options.progressIntervalSeconds = number(name, value, 0); break;
+      default: throw new UsageError(`unknown option --${name}`);
+    }
+  }
+  if (positional.length !== 2) throw new UsageError(`expected URL and DEST, got ${positional.length} argument(s)`);
+  const [url, dest] = positional as [string, string];
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError(`invalid URL ${url}`);
+  }
+  if (!["http:", "https:", "file:"].includes(parsed.protocol)) throw new UsageError(`unsupported URL ${url} (http, https or file)`);
+  if (dest === "" || dest.endsWith("/")) throw new UsageError(`invalid DEST ${dest} (a path to create)`);
+  let verifyMode;
+  try {
+    verifyMode = parseVerifyMode(verify);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  return { ...options, url, dest: resolve(dest), type: type ?? inferImageType(url), verify: verifyMode, mirrors };
+}
+
+/** Runs `netimport pull`; resolves to the exit code. SIGTERM/SIGINT abort and clean up. */
+export async function runPull(argv: string[]): Promise<number> {
+  let options: PullOptions;
+  try {
+    options = parsePullArguments(argv);
+  } catch (error) {
+    process.stderr.write(`netimport: pull: ${(error as Error).message}\n${PULL_USAGE}`);
+    return 2;
+  }
+  const controller = new AbortController();
+  const onSignal = (signal: NodeJS.Signals): void => controller.abort(new Error(`stopped by ${signal} before the image was complete; ${options.dest} left as it was`));
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  try {
+    const result = await pull({ ...options, signal: controller.signal });
+    process.stdout.write(result.status === "up-to-date"
+      ? `${options.dest} is already up to date with ${result.url}\n`
+      : `pulled ${result.url} into ${options.dest} (sha256 ${result.sha256})\n`);
+    return 0;
+  } catch (error) {
+    const message = oneLine(error);
+    const named = message.includes(options.url) || message.includes(options.dest) || message.includes("://");
+    process.stderr.write(`netimport: ${named ? message : `pull of ${options.url} failed: ${message}`}\n`);
+    return 1;
+  } finally {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+  }
+}
+
+function oneLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.replace(/\s*\n\s*/g, " ").trim() || "failed";
+}

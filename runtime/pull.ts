@@ -1,0 +1,120 @@
+// `netimport pull`, composed: settle the expected hash (small files first), then
+//   source → hash tee → progress → decoder → sink (sparse file | tar unpack) into a hidden temporary,
+// then verify → rename into place. Any failure removes the temporary; DEST only ever holds a
+// complete, verified image.
+import { mkdir } from "node:fs/promises";
+import { dirname } from "node:path";
+import { pipeline } from "node:stream/promises";
+import type { Writable } from "node:stream";
+import { createDecoder, type Compression } from "./decoder.ts";
+import { createDeferredSink } from "./deferred-sink.ts";
+import { makeReadOnly, moveIntoPlace, readStoredEtag, removePath, storeEtag, temporaryPath } from "./destination.ts";
+import type { DnsPaths } from "./dns-fallback.ts";
+import { openFileSource, readSmallFile } from "./file-source.ts";
+import { createHashTee } from "./hash-tee.ts";
+import { createDispatcher } from "./http-dispatcher.ts";
+import { fetchSmallFile, openHttpSource, type OpenedSource, type TransferOptions } from "./http-source.ts";
+import type { ImageType } from "./image-type.ts";
+import { createProgressMeter } from "./progress.ts";
+import { ensureSpace } from "./ram-space.ts";
+import { createSparseFileSink } from "./sparse-file-sink.ts";
+import { createTarUnpackSink } from "./tar-unpack-sink.ts";
+import { checkImageHash, expectImageHash, type SmallFileFetcher, type VerifyMode } from "./verify.ts";
+
+export interface PullOptions {
+  url: string;
+  dest: string;
+  type: ImageType;
+  verify: VerifyMode;
+  keyring?: string;
+  /** Keyring candidates when `keyring` is not given (default: systemd's paths). */
+  defaultKeyrings?: readonly string[];
+  mirrors?: readonly string[];
+  caFile?: string;
+  proxy?: string;
+  noProxy?: string;
+  idleTimeoutSeconds?: number;
+  retries?: number;
+  /** Backoff base of the retries, in seconds (default 1; capped at 30 s). */
+  retryDelaySeconds?: number;
+  progressIntervalSeconds?: number;
+  readOnly?: boolean;
+  signal?: AbortSignal;
+  /** Informational lines (progress, retries); default stdout. */
+  info?: (line: string) => void;
+  dnsPaths?: DnsPaths;
+}
+
+export type PullResult =
+  | { status: "pulled"; url: string; bytes: number; sha256: string }
+  | { status: "up-to-date"; url: string };
+
+/**
+ * Pulls the image at `url` into `dest`.
+ *
+ * @example
+ * await pull({ url: "https://o/os.raw.zst", dest: "/run/machines/os.raw", type: "raw", verify: { kind: "checksum" } });
+ */
+export async function pull(options: PullOptions): Promise<PullResult> {
+  const info = options.info ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const idleTimeoutMs = (options.idleTimeoutSeconds ?? 30) * 1000;
+  const dispatcher = createDispatcher({
+    idleTimeoutMs, caFile: options.caFile, proxy: options.proxy, noProxy: options.noProxy, dnsPaths: options.dnsPaths,
+  });
+  const retryBaseMs = (options.retryDelaySeconds ?? 1) * 1000;
+  const transfer: TransferOptions = {
+    dispatcher,
+    mirrors: options.mirrors,
+    idleTimeoutMs,
+    retries: options.retries,
+    backoff: { baseMs: retryBaseMs, capMs: Math.max(retryBaseMs, 30000) },
+    signal: options.signal,
+    onRetry: ({ url, error, delayMs }) =>
+      info(delayMs === undefined ? `${error.message}; trying the next URL` : `${error.message}; retrying ${url} in ${(delayMs / 1000).toFixed(1)} s`),
+  };
+  const isFile = options.url.startsWith("file:");
+  const fetchSmall: SmallFileFetcher = (url) => (isFile ? readSmallFile(url) : fetchSmallFile(url, transfer));
+  try {
+    const expected = await expectImageHash(options.verify, options.url, {
+      fetch: fetchSmall, keyring: options.keyring, defaultKeyrings: options.defaultKeyrings,
+    });
+    const previousEtag = isFile ? undefined : await readStoredEtag(options.dest);
+    const source: OpenedSource = isFile
+      ? await openFileSource(options.url)
+      : await openHttpSource(options.url, { ...transfer, ifNoneMatch: previousEtag });
+    if (source.notModified) return { status: "up-to-date", url: source.url };
+
+    const temp = temporaryPath(options.dest);
+    try {
+      const tee = createHashTee();
+      let sizeHint: number | undefined;
+      let compression: Compression | undefined;
+      const decoder = createDecoder({ onSizeHint: (bytes) => (sizeHint = bytes), onDetect: (c) => (compression = c) });
+      const sink = createDeferredSink(async () => {
+        const size = sizeHint ?? (compression === "none" ? source.size : undefined);
+        await ensureSpace(dirname(options.dest), size);
+        return openSink(options.type, temp);
+      });
+      const progress = createProgressMeter({
+        total: source.size, intervalSeconds: options.progressIntervalSeconds, url: () => source.url, write: info,
+      });
+      await pipeline(source.body, tee, progress, decoder, sink, { signal: options.signal });
+      checkImageHash(tee.digest(), expected, source.url);
+      if (options.readOnly) await makeReadOnly(temp);
+      await moveIntoPlace(temp, options.dest);
+      await storeEtag(options.dest, source.etag);
+      return { status: "pulled", url: source.url, bytes: tee.bytes, sha256: tee.digest() };
+    } catch (error) {
+      await removePath(temp);
+      throw options.signal?.aborted ? options.signal.reason : error;
+    }
+  } finally {
+    await dispatcher.destroy();
+  }
+}
+
+async function openSink(type: ImageType, temp: string): Promise<Writable> {
+  if (type === "raw") return createSparseFileSink(temp);
+  await mkdir(temp, { mode: 0o755 });
+  return createTarUnpackSink(temp);
+}

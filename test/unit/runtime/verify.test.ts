@@ -1,0 +1,151 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, beforeEach, describe, it } from "node:test";
+import { Agent } from "undici";
+import { fetchSmallFile } from "../../../runtime/http-source.ts";
+import { checkImageHash, expectImageHash, parseVerifyMode, type SmallFileFetcher } from "../../../runtime/verify.ts";
+import { startFixtureServer, type FixtureServer } from "../../support/http-fixture-server.ts";
+import { createGpgFixture, type GpgFixture } from "./gpg-fixture.ts";
+
+const IMAGE = Buffer.from("pretend this is a disk image\n");
+const HASH = createHash("sha256").update(IMAGE).digest("hex");
+const OTHER = "0".repeat(64);
+
+let dir: string;
+let server: FixtureServer;
+let dispatcher: Agent;
+let gpg: GpgFixture;
+let fetch: SmallFileFetcher;
+let url: string;
+
+before(async () => {
+  gpg = createGpgFixture();
+  dir = mkdtempSync(join(tmpdir(), "netimport-verify-"));
+  server = await startFixtureServer({ root: dir });
+  dispatcher = new Agent();
+  fetch = (u) => fetchSmallFile(u, { dispatcher, retries: 0 });
+  url = `${server.url}/os.raw`;
+});
+beforeEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir);
+});
+after(async () => {
+  await dispatcher.close();
+  await server.close();
+  gpg.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function put(name: string, data: string | Buffer): string {
+  const path = join(dir, name);
+  writeFileSync(path, data);
+  return path;
+}
+
+describe("parseVerifyMode", () => {
+  it("knows the four modes", () => {
+    assert.deepEqual(parseVerifyMode("no"), { kind: "no" });
+    assert.deepEqual(parseVerifyMode("signature"), { kind: "signature" });
+    assert.deepEqual(parseVerifyMode(`sha256:${"AB".repeat(32)}`), { kind: "pinned", hash: "ab".repeat(32) });
+    assert.throws(() => parseVerifyMode("sha256:abc"), /invalid --verify=sha256:abc/);
+    assert.throws(() => parseVerifyMode("yes"), /invalid --verify=yes/);
+  });
+});
+
+describe("expectImageHash", () => {
+  it("no: expects nothing and fetches nothing", async () => {
+    server.log.length = 0;
+    assert.equal(await expectImageHash({ kind: "no" }, url, { fetch }), undefined);
+    assert.equal(server.log.length, 0);
+  });
+
+  it("checksum: prefers <URL>.sha256 (bare hash)", async () => {
+    put("os.raw.sha256", `${HASH}\n`);
+    put("SHA256SUMS", `${OTHER}  os.raw\n`);
+    assert.deepEqual(await expectImageHash({ kind: "checksum" }, url, { fetch }), { hash: HASH, source: `${url}.sha256` });
+  });
+
+  it("checksum: falls back to SHA256SUMS (binary-mode entry)", async () => {
+    put("SHA256SUMS", `${OTHER}  other.raw\n${HASH} *os.raw\n`);
+    assert.equal((await expectImageHash({ kind: "checksum" }, url, { fetch }))?.hash, HASH);
+  });
+
+  it("checksum: fails when no checksum file exists, naming what was tried", async () => {
+    await assert.rejects(expectImageHash({ kind: "checksum" }, url, { fetch }),
+      { message: `no checksum file for ${url} (tried ${url}.sha256, ${server.url}/SHA256SUMS)` });
+  });
+
+  it("checksum: fails when SHA256SUMS lacks the image", async () => {
+    put("SHA256SUMS", `${OTHER}  other.raw\n`);
+    await assert.rejects(expectImageHash({ kind: "checksum" }, url, { fetch }), /SHA256SUMS has no checksum for os.raw/);
+  });
+
+  it("signature: good binary signature over SHA256SUMS", async () => {
+    const sums = put("SHA256SUMS", `${HASH}  os.raw\n`);
+    gpg.sign(sums, join(dir, "SHA256SUMS.gpg"));
+    const expected = await expectImageHash({ kind: "signature" }, url, { fetch, keyring: gpg.keyring });
+    assert.equal(expected?.hash, HASH);
+  });
+
+  it("signature: good armored signature over <URL>.sha256 with an armored keyring", async () => {
+    const sums = put("os.raw.sha256", `${HASH}  os.raw\n`);
+    gpg.sign(sums, join(dir, "os.raw.sha256.asc"), true);
+    const expected = await expectImageHash({ kind: "signature" }, url, { fetch, keyring: gpg.armoredKeyring });
+    assert.equal(expected?.source, `${url}.sha256`);
+  });
+
+  it("signature: a tampered checksum file fails", async () => {
+    const sums = put("SHA256SUMS", `${OTHER}  os.raw\n`);
+    gpg.sign(sums, join(dir, "SHA256SUMS.gpg"));
+    put("SHA256SUMS", `${HASH}  os.raw\n`);
+    await assert.rejects(expectImageHash({ kind: "signature" }, url, { fetch, keyring: gpg.keyring }),
+      new RegExp(`^Error: bad signature ${server.url}/SHA256SUMS.gpg \\(key [0-9A-F]{16}\\)`));
+  });
+
+  it("signature: a corrupted signature fails", async () => {
+    const sums = put("SHA256SUMS", `${HASH}  os.raw\n`);
+    const sig = join(dir, "SHA256SUMS.gpg");
+    gpg.sign(sums, sig);
+    const bytes = readFileSync(sig);
+    bytes[bytes.length - 5]! ^= 0xff;
+    writeFileSync(sig, bytes);
+    await assert.rejects(expectImageHash({ kind: "signature" }, url, { fetch, keyring: gpg.keyring }), /signature/);
+  });
+
+  it("signature: a key not in the keyring fails", async () => {
+    const sums = put("SHA256SUMS", `${HASH}  os.raw\n`);
+    gpg.signWithUnknownKey(sums, join(dir, "SHA256SUMS.gpg"));
+    await assert.rejects(expectImageHash({ kind: "signature" }, url, { fetch, keyring: gpg.keyring }),
+      new RegExp(`is made by key [0-9A-F]{16}, which is not in keyring ${gpg.keyring}`));
+  });
+
+  it("signature: a missing signature fails before anything else", async () => {
+    put("SHA256SUMS", `${HASH}  os.raw\n`);
+    await assert.rejects(expectImageHash({ kind: "signature" }, url, { fetch, keyring: gpg.keyring }),
+      /^Error: no signed checksum file for .*SHA256SUMS\.gpg, .*SHA256SUMS\.asc\)$/);
+  });
+
+  it("signature: without a keyring it fails naming the paths looked at", async () => {
+    await assert.rejects(expectImageHash({ kind: "signature" }, url, { fetch, defaultKeyrings: ["/nonexistent/a.pgp"] }),
+      { message: "no keyring to verify signatures with (looked for /nonexistent/a.pgp)" });
+  });
+
+  it("pinned: no fetch", async () => {
+    server.log.length = 0;
+    assert.deepEqual(await expectImageHash({ kind: "pinned", hash: HASH }, url, { fetch }), { hash: HASH, source: "--verify=sha256:" });
+    assert.equal(server.log.length, 0);
+  });
+});
+
+describe("checkImageHash", () => {
+  it("passes on a match and names both hashes on a mismatch", () => {
+    checkImageHash(HASH, { hash: HASH, source: "x" }, url);
+    checkImageHash(HASH, undefined, url);
+    assert.throws(() => checkImageHash(HASH, { hash: OTHER, source: `${url}.sha256` }, url),
+      { message: `checksum mismatch for ${url}: got sha256 ${HASH}, ${url}.sha256 says ${OTHER}` });
+  });
+});
