@@ -1,0 +1,174 @@
+// Reads a GUID partition table from an image file: protective MBR, primary header at LBA 1 (512- or
+// 4096-byte sectors), header and entry-array CRC32s checked. Used by `netimport attach` to find the root
+// partition the way systemd's Discoverable Partitions Specification names it.
+import { read } from "node:fs";
+import { open } from "node:fs/promises";
+import { promisify } from "node:util";
+import { crc32 } from "node:zlib";
+
+export interface Partition {
+  /** 1-based index in the entry array, as the kernel numbers partitions. */
+  number: number;
+  /** Partition type GUID, lower case. */
+  type: string;
+  /** Unique partition GUID (PARTUUID), lower case. */
+  uuid: string;
+  name: string;
+  firstLba: number;
+  lastLba: number;
+  /** Byte offset and size in the image. */
+  offset: number;
+  size: number;
+  attributes: bigint;
+}
+
+export interface PartitionTable {
+  sectorSize: 512 | 4096;
+  diskGuid: string;
+  partitions: Partition[];
+}
+
+const SIGNATURE = "EFI PART";
+const UNUSED = "00000000-0000-0000-0000-000000000000";
+
+/** Discoverable Partitions Specification root and /usr partition types, by Node's process.arch. */
+const DPS: Record<string, { root: string; usr?: string }> = {
+  x64: { root: "4f68bce3-e8cd-4db1-96e7-fbcaf984b709", usr: "8484680c-9521-48c6-9c11-b0720656f69e" },
+  ia32: { root: "44479540-f297-41b2-9af7-d131d5f0458a", usr: "75250d76-8cc6-458e-bd66-bd47cc81a812" },
+  arm64: { root: "b921b045-1df0-41c3-af44-4c6f280d3fae", usr: "b0e01050-ee5f-4390-949a-9101b17104e9" },
+  arm: { root: "69dad710-2ce4-4e3c-b16c-21a1d49abed3", usr: "7d0359a3-02b3-4f0a-865c-654403e70625" },
+  riscv64: { root: "72ec70a6-cf74-40e6-bd49-4bda08e8f224", usr: "beaec34b-8442-439b-a40b-984381ed097d" },
+  loong64: { root: "77055800-792c-4f94-b39a-98c91b762bb6" },
+  s390x: { root: "5eead9a9-fe09-4a1e-a1d7-520d00531306" },
+  ppc64: { root: "c31c45e6-3f39-412e-80fb-4809c4980599" }, // little endian, as Linux on ppc64 runs today
+};
+
+/**
+ * The DPS root partition type for an architecture (Node's names), or undefined for one it lacks.
+ *
+ * ```ts
+ * rootPartitionTypeFor("x64");   // "4f68bce3-e8cd-4db1-96e7-fbcaf984b709"
+ * ```
+ */
+export function rootPartitionTypeFor(arch: string = process.arch): string | undefined {
+  return DPS[arch]?.root;
+}
+
+/** The DPS /usr partition type for an architecture, if known. */
+export function usrPartitionTypeFor(arch: string = process.arch): string | undefined {
+  return DPS[arch]?.usr;
+}
+
+/** A GUID in its mixed-endian on-disk form, as text. */
+export function formatGuid(bytes: Uint8Array): string {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, 16);
+  const hex = (from: number, to: number) => b.subarray(from, to).toString("hex");
+  const le = (from: number, to: number) => Buffer.from(b.subarray(from, to)).reverse().toString("hex");
+  return `${le(0, 4)}-${le(4, 6)}-${le(6, 8)}-${hex(8, 10)}-${hex(10, 16)}`;
+}
+
+/** Reads up to `length` bytes at `offset` (fewer at the end of the image). */
+type ReadAt = (offset: number, length: number) => Promise<Buffer>;
+
+function fdReader(fd: number): ReadAt {
+  const readFd = promisify(read);
+  return async (offset, length) => {
+    const buf = Buffer.alloc(length);
+    const { bytesRead } = await readFd(fd, buf, 0, length, offset);
+    return buf.subarray(0, bytesRead);
+  };
+}
+
+/**
+ * Reads the partition table of the image at `image` (a path or an open fd). Resolves to undefined when
+ * the image has no GPT (a plain file system); rejects with a clear message when it has a damaged one.
+ *
+ * ```ts
+ * const parts = await readPartitionTable("/run/machines/image.raw");
+ * const root = parts && pickPartition(parts, "root");
+ * ```
+ */
+export async function readPartitionTable(image: string | number): Promise<Partition[] | undefined> {
+  return (await readGpt(image))?.partitions;
+}
+
+/** Like readPartitionTable, with the sector size and disk GUID. */
+export async function readGpt(image: string | number): Promise<PartitionTable | undefined> {
+  const file = typeof image === "number" ? undefined : await open(image, "r");
+  const readAt = fdReader(file?.fd ?? (image as number));
+  const name = typeof image === "number" ? `fd ${image}` : image;
+  try {
+    const mbr = await readAt(0, 512);
+    if (mbr.length < 512 || mbr.readUInt16LE(510) !== 0xaa55) return undefined;
+    const protective = [0, 1, 2, 3].some((i) => mbr[446 + i * 16 + 4] === 0xee);
+    if (!protective) return undefined;
+    for (const sectorSize of [512, 4096] as const) {
+      const header = await readAt(sectorSize, sectorSize);
+      if (header.length < 92 || header.toString("latin1", 0, 8) !== SIGNATURE) continue;
+      return await parseHeader(readAt, header, sectorSize, name);
+    }
+    throw new Error(`${name} has a protective MBR but no GPT header at LBA 1 (neither 512- nor 4096-byte sectors)`);
+  } finally {
+    await file?.close();
+  }
+}
+
+async function parseHeader(readAt: ReadAt, header: Buffer, sectorSize: 512 | 4096, name: string): Promise<PartitionTable> {
+  const headerSize = header.readUInt32LE(12);
+  if (headerSize < 92 || headerSize > sectorSize) throw new Error(`${name}: GPT header size ${headerSize} is invalid`);
+  const storedCrc = header.readUInt32LE(16);
+  const copy = Buffer.from(header.subarray(0, headerSize));
+  copy.writeUInt32LE(0, 16);
+  if (crc32(copy) !== storedCrc) {
+    throw new Error(`${name}: GPT header checksum mismatch (primary header at LBA 1, ${sectorSize}-byte sectors): the partition table is corrupt`);
+  }
+  const entriesLba = Number(header.readBigUInt64LE(72));
+  const count = header.readUInt32LE(80);
+  const entrySize = header.readUInt32LE(84);
+  const entriesCrc = header.readUInt32LE(88);
+  if (entrySize < 128 || entrySize % 8 !== 0 || count > 65536) throw new Error(`${name}: GPT entry array (${count} × ${entrySize} bytes) is invalid`);
+  const entries = await readAt(entriesLba * sectorSize, count * entrySize);
+  if (entries.length !== count * entrySize) throw new Error(`${name}: GPT entry array lies beyond the end of the image`);
+  if (crc32(entries) !== entriesCrc) throw new Error(`${name}: GPT partition entry array checksum mismatch: the partition table is corrupt`);
+  const partitions: Partition[] = [];
+  for (let i = 0; i < count; i++) {
+    const entry = entries.subarray(i * entrySize, (i + 1) * entrySize);
+    const type = formatGuid(entry.subarray(0, 16));
+    if (type === UNUSED) continue;
+    const firstLba = Number(entry.readBigUInt64LE(32));
+    const lastLba = Number(entry.readBigUInt64LE(40));
+    if (lastLba < firstLba) throw new Error(`${name}: GPT partition ${i + 1} ends before it starts`);
+    const nameBytes = entry.subarray(56, 128);
+    const end = nameBytes.findIndex((_, j) => j % 2 === 0 && nameBytes[j] === 0 && nameBytes[j + 1] === 0);
+    partitions.push({
+      number: i + 1,
+      type,
+      uuid: formatGuid(entry.subarray(16, 32)),
+      name: nameBytes.subarray(0, end < 0 ? 72 : end).toString("utf16le"),
+      firstLba,
+      lastLba,
+      offset: firstLba * sectorSize,
+      size: (lastLba - firstLba + 1) * sectorSize,
+      attributes: entry.readBigUInt64LE(48),
+    });
+  }
+  return { sectorSize, diskGuid: formatGuid(header.subarray(56, 72)), partitions };
+}
+
+/**
+ * Picks the partition to attach: "root" → the first root partition of this architecture (undefined when
+ * there is none: the caller then uses the whole image), a number → that partition, "whole" → undefined.
+ *
+ * ```ts
+ * pickPartition(parts, "root");   // { number: 2, type: "4f68bce3-…", offset: 1048576, … }
+ * pickPartition(parts, 3);        // partition 3 or undefined
+ * ```
+ */
+export function pickPartition(parts: Partition[], selector: "root" | "whole" | number, arch: string = process.arch): Partition | undefined {
+  if (selector === "whole") return undefined;
+  if (selector === "root") {
+    const type = rootPartitionTypeFor(arch);
+    return type === undefined ? undefined : parts.find((p) => p.type === type);
+  }
+  return parts.find((p) => p.number === selector);
+}
