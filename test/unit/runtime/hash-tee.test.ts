@@ -1,0 +1,25 @@
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { Readable, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { describe, it } from "node:test";
+import { createHashTee } from "../../../runtime/hash-tee.ts";
+
+describe("createHashTee", () => {
+  it("passes every byte through unchanged and hashes them", async () => {
+    const chunks = Array.from({ length: 20 }, (_, i) => randomBytes(1000 + i * 37));
+    const out: Buffer[] = [];
+    const tee = createHashTee();
+    assert.throws(() => tee.digest(), /before the end/);
+    await pipeline(Readable.from(chunks), tee, new Writable({ write(c: Buffer, _e, cb) { out.push(c); cb(); } }));
+    const all = Buffer.concat(chunks);
+    assert.ok(Buffer.concat(out).equals(all));
+    assert.equal(tee.digest(), createHash("sha256").update(all).digest("hex"));
+    assert.equal(tee.bytes, all.length);
+  });
+  it("hashes an empty stream", async () => {
+    const tee = createHashTee();
+    await pipeline(Readable.from([]), tee, new Writable({ write(_c, _e, cb) { cb(); } }));
+    assert.equal(tee.digest(), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  });
+});
