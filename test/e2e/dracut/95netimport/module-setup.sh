@@ -1,0 +1,45 @@
+#!/bin/bash
+# dracut module "netimport": boot into a disk image the initrd downloads over HTTP(S).
+#
+# Installs netimport's tree (the executable and its generator link) when it is installed on the system
+# building the initrd (NETIMPORT_TREE=/path/to/dist/tree overrides where to take it from), the tools its
+# units run (losetup, mount, GNU tar), the C++ runtime the executable links against, and a DHCP network
+# for systemd-networkd with a wait-online that runs even without rd.neednet.
+# Use: copy this folder to /usr/lib/dracut/modules.d/95netimport and run `dracut --add netimport --nostrip …`
+# (--nostrip: stripping would cut the application out of the single executable).
+
+# Only when asked for by name (--add netimport / --modules …).
+check() {
+    return 255
+}
+
+depends() {
+    echo systemd systemd-initrd systemd-networkd systemd-udevd
+    return 0
+}
+
+install() {
+    local tree="${NETIMPORT_TREE:-/}"
+    inst_multiple losetup mount umount tar
+    # The executable is Node: it links libstdc++, libgcc_s, libm, and the libdl/libpthread stubs.
+    inst_libdir_file "libstdc++.so.6*" "libgcc_s.so.1*" "libm.so.6*" "libdl.so.2*" "libpthread.so.0*"
+    if [[ -x "$tree/usr/lib/netimport/netimport" ]]; then
+        inst_simple "$tree/usr/lib/netimport/netimport" /usr/lib/netimport/netimport
+        ln_r /usr/lib/netimport/netimport /usr/lib/systemd/system-generators/netimport-generator
+        if [[ -d "$tree/usr/lib/systemd/system" ]]; then
+            local unit
+            for unit in "$tree"/usr/lib/systemd/system/*; do
+                inst_simple "$unit" "$systemdsystemunitdir/${unit##*/}"
+            done
+        fi
+    fi
+    inst_simple "$moddir/netimport.network" /usr/lib/systemd/network/90-netimport.network
+    inst_simple "$moddir/wait-online.conf" \
+        "$systemdsystemunitdir/systemd-networkd-wait-online.service.d/99-netimport.conf"
+    # dracut < 105 has no systemd-emergency module: the generated units' OnFailure=emergency.target
+    # needs these units in the initrd.
+    inst_multiple -o "$systemdsystemunitdir/emergency.target" "$systemdsystemunitdir/emergency.service" \
+        "$systemdsystemunitdir/rescue.target" "$systemdsystemunitdir/rescue.service" \
+        "$systemdutildir/systemd-sulogin-shell" sulogin
+    $SYSTEMCTL -q --root "$initdir" enable systemd-networkd-wait-online.service 2>/dev/null || :
+}

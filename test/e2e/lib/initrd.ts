@@ -1,0 +1,114 @@
+// Test initrds in layers, concatenated (the kernel unpacks concatenated cpio archives in order):
+//   base      dracut inside the chroot: systemd, networkd, udev, the netimport dracut module's
+//             dependencies (losetup, mount, tar, libstdc++), curl for the reference measurement;
+//             rebuilt only when the chroot, kernel or dracut module change.
+//   netimport dist/tree as its own zstd cpio; rebuilt when the product changes (its size is what
+//             netimport adds to an initrd).
+//   e2e       the test overlay (markers, emergency drop-in, keyring), small and uncompressed.
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { cacheDir, distTree, e2eDir } from "./paths.ts";
+import { cacheKey, fileSha256, folderFingerprint, run, say, timed } from "./exec.ts";
+import { ensureChroot, inChroot, type Suite } from "./chroot.ts";
+import { ensureKernel, installKernelModules, type Kernel } from "./kernel.ts";
+
+const moduleDir = join(e2eDir, "dracut", "95netimport");
+const drivers = "virtio_pci virtio_net virtio_blk loop ext4 erofs squashfs efivarfs";
+const extraTools = "curl sed cat";
+
+function dracutModules(chroot: string): string {
+  const wanted = ["systemd", "systemd-initrd", "systemd-networkd", "systemd-udevd", "systemd-journald",
+    "systemd-emergency", "kernel-modules", "base", "udev-rules", "netimport"];
+  const available = readdirSync(join(chroot, "usr/lib/dracut/modules.d")).map((name) => name.slice(2));
+  // dracut 059 (bookworm) has no systemd-emergency module; the netimport module installs those units.
+  return wanted.filter((name) => name === "netimport" || available.includes(name)).join(" ");
+}
+
+/**
+ * The dracut-built base initrd of a suite, cached by chroot, kernel and dracut module contents.
+ * @example const { path } = await ensureBaseInitrd("trixie")
+ */
+export async function ensureBaseInitrd(suite: Suite): Promise<{ path: string; kernel: Kernel; chroot: string }> {
+  const chroot = await ensureChroot(suite);
+  const kernel = await ensureKernel();
+  const key = cacheKey(chroot, kernel.version, folderFingerprint(moduleDir), drivers, extraTools, dracutModules(chroot));
+  const path = join(cacheDir, "initrd", `base-${suite}-${key}.img`);
+  if (existsSync(path)) return { path, kernel, chroot };
+  installKernelModules(chroot, kernel);
+  const installed = join(chroot, "usr/lib/dracut/modules.d/95netimport");
+  rmSync(installed, { recursive: true, force: true });
+  cpSync(moduleDir, installed, { recursive: true });
+  mkdirSync(join(cacheDir, "initrd"), { recursive: true });
+  await timed(`dracut ${suite} base initrd`, () => inChroot(chroot, [
+    "dracut --quiet --force --no-hostonly --nostrip --no-early-microcode --reproducible",
+    `--kver ${kernel.version} --modules "${dracutModules(chroot)}" --omit "dracut-systemd plymouth i18n"`,
+    `--drivers "${drivers}" --install "${extraTools}" --compress zstd /tmp/e2e-initrd.img`,
+  ].join(" ")));
+  renameSync(join(chroot, "tmp/e2e-initrd.img"), path);
+  say(`base initrd ${suite}: ${mib(statSync(path).size)}`);
+  return { path, kernel, chroot };
+}
+
+/**
+ * dist/tree as a zstd cpio layer, cached by the executable's hash. Returns its path and compressed size.
+ */
+export async function ensureNetimportLayer(): Promise<{ path: string; bytes: number }> {
+  const exe = join(distTree, "usr/lib/netimport/netimport");
+  if (!existsSync(exe)) throw new Error(`${exe} is missing: run \`npm run build\` first`);
+  const key = cacheKey(fileSha256(exe), treeListing(distTree));
+  const path = join(cacheDir, "initrd", `netimport-${key}.cpio.zst`);
+  if (!existsSync(path)) {
+    mkdirSync(join(cacheDir, "initrd"), { recursive: true });
+    // Level 15 is what dracut's --compress zstd uses, so the size is what netimport adds to a real initrd.
+    await timed("netimport initrd layer (zstd -15)", () => cpio(distTree, `${path}.partial`, 15));
+    renameSync(`${path}.partial`, path);
+  }
+  const bytes = statSync(path).size;
+  say(`initrd size added by netimport (dist/tree, zstd -15 cpio): ${mib(bytes)} (${bytes} bytes)`);
+  return { path, bytes };
+}
+
+/** Names, types and link targets in a folder (the tree's layout, without reading the big executable). */
+function treeListing(dir: string): string {
+  return run("bash", ["-c", 'cd "$0" && find . -printf "%p %y %l\\n" | LC_ALL=C sort', dir]);
+}
+
+/** Writes a cpio archive of DIR to OUT (zstd when a level is given). */
+export function cpio(dir: string, out: string, zstdLevel?: number): void {
+  const compress = zstdLevel === undefined ? "cat" : `zstd -q -T0 -${zstdLevel}`;
+  run("bash", ["-euo", "pipefail", "-c",
+    `cd "$0" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 | ${compress} >"$1"`, dir, out]);
+}
+
+/** Extra files for one boot's e2e layer: path inside the initrd → contents (mode 0644, or 0755 for .sh). */
+export type ExtraFiles = Record<string, string | Buffer>;
+
+/** The test overlay plus EXTRA as an uncompressed cpio in a fresh file under WORK. */
+export function e2eLayer(work: string, extra: ExtraFiles = {}): string {
+  const staging = join(work, "e2e-layer");
+  rmSync(staging, { recursive: true, force: true });
+  cpSync(join(e2eDir, "overlay"), staging, { recursive: true, verbatimSymlinks: true });
+  for (const [path, contents] of Object.entries(extra)) {
+    const target = join(staging, path);
+    mkdirSync(join(target, ".."), { recursive: true });
+    writeFileSync(target, contents, { mode: path.endsWith(".sh") ? 0o755 : 0o644 });
+  }
+  const out = join(work, "e2e-layer.cpio");
+  cpio(staging, out);
+  return out;
+}
+
+/** Concatenates initrd layers into one file (QEMU's -initrd and ukify take one). */
+export function concatInitrd(layers: readonly string[], out: string): string {
+  // The kernel only finds an uncompressed archive at a 4-byte aligned offset; zero padding is skipped.
+  const padded = layers.flatMap((layer) => {
+    const bytes = readFileSync(layer);
+    return [bytes, Buffer.alloc((512 - (bytes.length % 512)) % 512)];
+  });
+  writeFileSync(out, Buffer.concat(padded));
+  return out;
+}
+
+export function mib(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
