@@ -18,7 +18,6 @@ import type { ImageType } from "./image-type.ts";
 import { createProgressMeter } from "./progress.ts";
 import { ensureSpace } from "./ram-space.ts";
 import { createSparseFileSink } from "./sparse-file-sink.ts";
-import { createTarUnpackSink } from "./tar-unpack-sink.ts";
 import { checkImageHash, expectImageHash, type SmallFileFetcher, type VerifyMode } from "./verify.ts";
 
 export interface PullOptions {
@@ -115,6 +114,8 @@ export async function pull(options: PullOptions): Promise<PullResult> {
 
 async function openSink(type: ImageType, temp: string): Promise<Writable> {
   if (type === "raw") return createSparseFileSink(temp);
+  // Loaded only for tar images: raw pulls never evaluate the tar code.
+  const { createTarUnpackSink } = await import("./tar-unpack-sink.ts");
   await mkdir(temp, { mode: 0o755 });
   return createTarUnpackSink(temp);
 }
