@@ -110,11 +110,17 @@ class Transfer {
   readonly ifNoneMatch: string | undefined;
   /** The response body being read, destroyed when the consumer gives up. */
   current: Readable | undefined;
+  /** Set when the consumer destroyed the stream: no more retries. */
+  closed = false;
+  /** Aborts pending requests and backoff sleeps, on the caller's signal or when the consumer gives up. */
+  readonly stop = new AbortController();
+  readonly signal: AbortSignal;
 
   constructor(url: string, options: TransferOptions, ifNoneMatch?: string) {
     this.options = options;
     this.candidates = candidateUrls(url, options.mirrors);
     this.ifNoneMatch = ifNoneMatch;
+    this.signal = options.signal ? AbortSignal.any([options.signal, this.stop.signal]) : this.stop.signal;
   }
 
   get url(): string {
@@ -123,8 +129,8 @@ class Transfer {
 
   /** Records a failure, then waits before a retry on the same URL or moves on to the next one. */
   async recover(error: Error): Promise<void> {
-    const signal = this.options.signal;
-    if (signal?.aborted) throw signal.reason;
+    const signal = this.signal;
+    if (signal.aborted) throw signal.reason;
     const url = this.url;
     this.failures.set(url, error);
     const retries = this.options.retries ?? 5;
@@ -177,7 +183,7 @@ class Transfer {
         method: "GET",
         headers,
         dispatcher: this.options.dispatcher,
-        signal: this.options.signal,
+        signal: this.signal,
       });
       const { statusCode } = response;
       if ([301, 302, 303, 307, 308].includes(statusCode)) {
@@ -247,6 +253,7 @@ class Transfer {
           return;
         } catch (error) {
           body.destroy();
+          if (this.closed) throw error;
           if (this.offset > offsetAtLastFailure) this.attempt = 0; // progress earns a fresh budget
           offsetAtLastFailure = this.offset;
           await this.recover(networkError(error, this.url));
@@ -298,8 +305,15 @@ export async function openHttpSource(url: string, options: TransferOptions & { i
   transfer.learn(first);
   transfer.current = first.body;
   const body = Readable.from(transfer.bytes(first), { objectMode: false, highWaterMark: 1 << 20 });
-  // A consumer that stops early must not leave a response pending in the dispatcher.
-  body.once("close", () => transfer.current?.destroy());
+  // A consumer that stops early must not leave a response pending in the dispatcher, nor wait for a
+  // stalled read to time out: destroying the current response ends the pending read at once.
+  const destroyGenerator = body._destroy.bind(body);
+  body._destroy = (error, callback) => {
+    transfer.closed = true;
+    transfer.stop.abort(new Error("stream destroyed"));
+    transfer.current?.destroy();
+    destroyGenerator(error, callback);
+  };
   return {
     notModified: false,
     body,

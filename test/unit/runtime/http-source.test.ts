@@ -139,6 +139,24 @@ describe("openHttpSource", () => {
     }
   });
 
+  it("stops at once when the consumer destroys the stream during a stall", async () => {
+    server.behave("/image.raw", { stallAt: 200_000 });
+    const source = await openHttpSource(`${server.url}/image.raw`, { dispatcher, idleTimeoutMs: 30_000 });
+    if (source.notModified) throw new Error("unexpected");
+    let received = 0;
+    const started = Date.now();
+    await new Promise<void>((resolve) => {
+      source.body.on("data", (chunk: Buffer) => {
+        received += chunk.length;
+        if (received >= 200_000) setTimeout(() => source.body.destroy(), 100);
+      });
+      source.body.on("close", resolve);
+    });
+    assert.equal(received, 200_000);
+    assert.ok(Date.now() - started < 2000);
+    server.behave("/image.raw", undefined);
+  });
+
   it("answers If-None-Match with not-modified", async () => {
     const first = await openHttpSource(`${server.url}/image.raw`, { dispatcher });
     if (first.notModified) throw new Error("unexpected");

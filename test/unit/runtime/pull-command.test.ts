@@ -1,0 +1,119 @@
+// The `netimport pull` command line: argument parsing, and the real process's exit codes, stderr
+// lines and signal handling.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { parsePullArguments } from "../../../runtime/pull-command.ts";
+import { startFixtureServer, type FixtureServer } from "../../support/http-fixture-server.ts";
+
+const MAIN = resolve(import.meta.dirname, "../../../runtime/main.ts");
+const LOADER = resolve(import.meta.dirname, "../../support/text-loader.ts");
+
+function run(args: string[], onSpawn?: (child: ReturnType<typeof spawn>) => void): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolvePromise) => {
+    const child = spawn(process.execPath, ["--import", LOADER, MAIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("close", (code) => resolvePromise({ code, stdout, stderr }));
+    onSpawn?.(child);
+  });
+}
+
+describe("parsePullArguments", () => {
+  it("parses every option and infers the type from the URL", () => {
+    const options = parsePullArguments([
+      "--verify=checksum", "--keyring=/k.pgp", "--mirror=http://m1/", "--mirror", "http://m2/x", "--ca-file=/ca.pem",
+      "--idle-timeout=7", "--retries=3", "--retry-delay=0.5", "--proxy=http://p:3128", "--no-proxy=local,10.0.0.0/8",
+      "--progress-interval=2", "--ro", "http://o/root.tar.zst", "rel/root",
+    ]);
+    assert.deepEqual(options, {
+      keyring: "/k.pgp", caFile: "/ca.pem", idleTimeoutSeconds: 7, retries: 3, retryDelaySeconds: 0.5,
+      proxy: "http://p:3128", noProxy: "local,10.0.0.0/8", progressIntervalSeconds: 2, readOnly: true,
+      url: "http://o/root.tar.zst", dest: resolve("rel/root"), type: "tar", verify: { kind: "checksum" },
+      mirrors: ["http://m1/", "http://m2/x"],
+    });
+  });
+  it("defaults to raw and to systemd-pull's verify=signature", () => {
+    const options = parsePullArguments(["http://o/os.raw.xz", "/run/machines/os.raw"]);
+    assert.equal(options.type, "raw");
+    assert.deepEqual(options.verify, { kind: "signature" });
+    assert.equal(parsePullArguments(["--type=tar", "http://o/os.img", "/x"]).type, "tar");
+  });
+  it("rejects bad usage with a message naming the culprit", () => {
+    assert.throws(() => parsePullArguments(["http://o/x"]), /expected URL and DEST, got 1/);
+    assert.throws(() => parsePullArguments(["--type=iso", "http://o/x", "/d"]), /invalid --type=iso/);
+    assert.throws(() => parsePullArguments(["--verify=maybe", "http://o/x", "/d"]), /invalid --verify=maybe/);
+    assert.throws(() => parsePullArguments(["--retries=-1", "http://o/x", "/d"]), /invalid --retries=-1/);
+    assert.throws(() => parsePullArguments(["--bogus=1", "http://o/x", "/d"]), /unknown option --bogus/);
+    assert.throws(() => parsePullArguments(["ftp://o/x", "/d"]), /unsupported URL ftp:\/\/o\/x/);
+    assert.throws(() => parsePullArguments(["--mirror=nope", "http://o/x", "/d"]), /invalid --mirror=nope/);
+  });
+});
+
+describe("netimport pull (process)", () => {
+  let dir: string;
+  let out: string;
+  let server: FixtureServer;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "netimport-cli-"));
+    mkdirSync(join(dir, "srv"));
+    out = join(dir, "out");
+    mkdirSync(out);
+    writeFileSync(join(dir, "srv", "os.raw"), randomBytes(4 << 20));
+    server = await startFixtureServer({ root: join(dir, "srv") });
+  });
+  after(async () => {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("exits 0 and says so when DEST holds the image", async () => {
+    const dest = join(out, "ok.raw");
+    const result = await run(["pull", "--verify=no", `${server.url}/os.raw`, dest]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(readFileSync(dest).equals(readFileSync(join(dir, "srv", "os.raw"))));
+    assert.match(result.stdout, /100% 4\.0 MiB of 4\.0 MiB/);
+    assert.match(result.stdout, new RegExp(`pulled ${server.url}/os.raw into ${dest}`));
+    const again = await run(["pull", "--verify=no", `${server.url}/os.raw`, dest]);
+    assert.equal(again.code, 0);
+    assert.match(again.stdout, /is already up to date/);
+  });
+
+  it("exits 2 on usage errors", async () => {
+    const result = await run(["pull", "--verify=maybe", `${server.url}/os.raw`, join(out, "x")]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /^netimport: pull: invalid --verify=maybe/);
+  });
+
+  it("exits 1 with exactly one stderr line naming the URL and status", async () => {
+    const dest = join(out, "missing.raw");
+    const result = await run(["pull", "--verify=no", "--retries=0", `${server.url}/missing.raw`, dest]);
+    assert.equal(result.code, 1);
+    assert.equal(result.stderr, `netimport: HTTP 404 Not Found from ${server.url}/missing.raw\n`);
+    assert.equal(existsSync(dest), false);
+  });
+
+  it("on SIGTERM removes the temporary and exits 1 with one line", async () => {
+    server.behave("/os.raw", { stallAt: 2 << 20 });
+    const dest = join(out, "stopped.raw");
+    const result = await run(["pull", "--verify=no", `${server.url}/os.raw`, dest], (child) => {
+      const poll = setInterval(() => {
+        if (readdirSync(out).some((n) => n.startsWith(".#stopped.raw."))) {
+          clearInterval(poll);
+          setTimeout(() => child.kill("SIGTERM"), 100);
+        }
+      }, 20);
+    });
+    server.behave("/os.raw", undefined);
+    assert.equal(result.code, 1);
+    assert.equal(result.stderr, `netimport: stopped by SIGTERM before the image was complete; ${dest} left as it was\n`);
+    assert.equal(existsSync(dest), false);
+    assert.deepEqual(readdirSync(out).filter((n) => n.startsWith(".#")), []);
+  });
+});
