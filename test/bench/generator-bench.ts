@@ -75,14 +75,13 @@ export type GeneratorData = {
   failures: string[];
 };
 
-export type GeneratorBenchOptions = { repo: string; cacheDir: string; runs: number; log: (line: string) => void };
+export type GeneratorBenchOptions = { repo: string; exe: string; cacheDir: string; runs: number; log: (line: string) => void };
 
 /**
  * Times `netimport generator` and `node -e 0` alternately, `runs` times each, and sizes the executable.
- * @example await benchGenerator({ repo: "/work/main", cacheDir: ".cache/bench", runs: 30, log: console.log });
+ * @example await benchGenerator({ repo: "/work/main", exe: "dist/netimport", cacheDir: ".cache/bench", runs: 30, log: console.log });
  */
-export async function benchGenerator({ repo, cacheDir, runs, log }: GeneratorBenchOptions): Promise<GeneratorData> {
-  const exe = join(repo, "dist", "netimport");
+export async function benchGenerator({ repo, exe, cacheDir, runs, log }: GeneratorBenchOptions): Promise<GeneratorData> {
   const node = join(repo, "node_modules", ".bin", "node");
   const failures: string[] = [];
   const scratch = mkdtempSync(join(tmpdir(), "netimport-bench-generator-"));

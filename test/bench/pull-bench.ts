@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { MIX } from "./disk-image.ts";
 import { FORMATS, imageFile, type Format, type ImageSet } from "./images.ts";
 import { measure, median, type Run } from "./measure.ts";
-import { MB, mib, number, ratio, table, verdict, type Check, type Rendered } from "./report.ts";
+import { MB, mib, number, ratio, sizeLabel, table, verdict, type Check, type Rendered } from "./report.ts";
 import type { Tmpfs } from "./tmpfs.ts";
 import { inspectOutput } from "./verify-output.ts";
 
@@ -216,7 +216,7 @@ export function renderPull(data: PullData): Rendered {
       ...versus("systemd-pull", VS_SYSTEMD_PULL_TARGET, data.systemdPullDecodes[format] !== false),
     ]);
   }
-  const size = mib(data.imageSize);
+  const size = sizeLabel(data.imageSize);
   const throughputTable = table(
     ["image", "served size", "runs", "netimport MB/s", "curl \\| decoder MB/s", "systemd-pull MB/s", "netimport / curl", "target", "netimport / systemd-pull", "target"],
     rows,
@@ -240,7 +240,9 @@ served by nginx on 127.0.0.1, written to a tmpfs; MB/s (10^6 bytes) of decoded i
 wall time, median of the runs. Compressed with \`gzip -6\`, \`zstd -3\`, \`xz -6\`, \`bzip2 -9\`.
 \`netimport pull --verify=no URL DEST\`; \`curl -sS URL | DECODER -dc > FILE\` (\`curl -o\` for raw);
 \`systemd-pull raw --verify=no --image-root=TMPFS URL NAME\` (systemd 252; it also copies its
-download cache file to NAME.raw, as it always does).
+download cache file to NAME.raw, as it always does). netimport decodes gz and zst with Node's zlib
+and hands xz and bz2 to the system's \`xz -dc -T0\` and \`bzip2 -dc\` when they are installed (as here).
+The xz files are single-block (\`xz -T1\`), so \`-T0\` does not parallelise them.
 
 ${throughputTable}
 

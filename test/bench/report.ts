@@ -46,3 +46,9 @@ export function mib(bytes: number): string {
 export function ratio(value: number): string {
   return Number.isFinite(value) ? `${value.toFixed(2)}×` : "–";
 }
+
+/** A power-of-two size as people say it: "256 MiB", "1 GiB". */
+export function sizeLabel(bytes: number): string {
+  const gib = bytes / (1024 * MiB);
+  return gib >= 1 ? `${Number.isInteger(gib) ? gib : number(gib)} GiB` : mib(bytes);
+}

@@ -1,7 +1,7 @@
 // Peak RSS of `netimport pull` at two image sizes far apart: it must stay flat and under the target.
 import { GiB, MiB, type Format } from "./images.ts";
 import { pullOnce, type PullContext, type PullData } from "./pull-bench.ts";
-import { mib, table, verdict, type Check, type Rendered } from "./report.ts";
+import { mib, sizeLabel, table, verdict, type Check, type Rendered } from "./report.ts";
 import { inspectOutput } from "./verify-output.ts";
 
 const PEAK_TARGET = 160 * MiB;
@@ -29,10 +29,10 @@ export async function benchRss(context: PullContext, formats: readonly Format[],
       const { run, output, error } = await pullOnce(context, "netimport", format, size, { peakRss: true });
       let failure = error;
       if (!failure && (await inspectOutput(output)).sha256 !== context.images.sha256.get(size)) {
-        failure = `netimport ${format} (${mib(size)}): output differs from the image`;
+        failure = `netimport ${format} (${sizeLabel(size)}): output differs from the image`;
       }
       data.results[key(size, format)] = failure ? { error: failure } : { peakRss: run.treePeakRss, nodePeakRss: run.peakRss, seconds: run.seconds };
-      context.log(`rss: netimport ${format} ${mib(size)}: ${failure ? `FAILED ${failure}` : `peak RSS ${mib(run.treePeakRss ?? NaN)} (netimport alone ${mib(run.peakRss ?? NaN)})`}`);
+      context.log(`rss: netimport ${format} ${sizeLabel(size)}: ${failure ? `FAILED ${failure}` : `peak RSS ${mib(run.treePeakRss ?? NaN)} (netimport alone ${mib(run.peakRss ?? NaN)})`}`);
     }
   }
   context.scratch.clear();

@@ -12,7 +12,7 @@
 // alone; results.md is rendered from all saved measurements. Nothing here asserts on time: targets are
 // reported as PASS/MISS and the exit status is non-zero only when a tool failed.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, release } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -69,13 +69,18 @@ function parseArguments(argv: string[]): Options {
   return options;
 }
 
+// Bump when the shape of the saved measurements changes: older files are then ignored.
+const DATA_VERSION = 2;
+
 function load<T>(section: Section): T | undefined {
   const file = join(cacheDir, `${section}.json`);
-  return existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as T) : undefined;
+  if (!existsSync(file)) return undefined;
+  const saved = JSON.parse(readFileSync(file, "utf8")) as { version?: number; data?: T };
+  return saved.version === DATA_VERSION ? saved.data : undefined;
 }
 
 function save(section: Section, data: unknown): void {
-  writeFileSync(join(cacheDir, `${section}.json`), `${JSON.stringify(data, null, 1)}\n`);
+  writeFileSync(join(cacheDir, `${section}.json`), `${JSON.stringify({ version: DATA_VERSION, data }, null, 1)}\n`);
 }
 
 function machine(): string {
@@ -106,11 +111,17 @@ function render(): Rendered {
 }
 
 async function runSections(options: Options): Promise<string[]> {
-  const exe = join(repo, "dist", "netimport");
-  if (!existsSync(exe)) throw new Error(`${exe} is missing: run \`npm run build\` first`);
+  const needsExecutable = options.sections.includes("generator") || options.tools.includes("netimport");
+  // A snapshot of the build, so a rebuild by someone else during the run cannot pull it away.
+  const exe = join(cacheDir, "netimport");
+  if (needsExecutable) {
+    const built = join(repo, "dist", "netimport");
+    if (!existsSync(built)) throw new Error(`${built} is missing: run \`npm run build\` first`);
+    copyFileSync(built, exe);
+  }
   const failures: string[] = [];
   if (options.sections.includes("generator")) {
-    const data = await benchGenerator({ repo, cacheDir, runs: options.generatorRuns, log });
+    const data = await benchGenerator({ repo, exe, cacheDir, runs: options.generatorRuns, log });
     save("generator", data);
     failures.push(...data.failures);
   }
