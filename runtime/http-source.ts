@@ -66,7 +66,9 @@ function networkError(error: unknown, url: string): HttpError {
   if (error instanceof HttpError) return error;
   const e = error as NodeJS.ErrnoException;
   const what = e.code && !e.message.includes(e.code) ? `${e.message} (${e.code})` : e.message;
-  return new HttpError(`${what} from ${url}`, url, { retryable: true, cause: error });
+  // A certificate that does not verify will not verify on the next attempt either.
+  const certificate = /CERT|UNABLE_TO_|SELF_SIGNED|ERR_TLS/.test(e.code ?? "");
+  return new HttpError(`${what} from ${url}`, url, { retryable: !certificate, cause: error });
 }
 
 function header(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {

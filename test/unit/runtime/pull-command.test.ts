@@ -2,20 +2,27 @@
 // lines and signal handling.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parsePullArguments } from "../../../runtime/pull-command.ts";
 import { startFixtureServer, type FixtureServer } from "../../support/http-fixture-server.ts";
+import { createGpgFixture } from "./gpg-fixture.ts";
 
 const MAIN = resolve(import.meta.dirname, "../../../runtime/main.ts");
 const LOADER = resolve(import.meta.dirname, "../../support/text-loader.ts");
 
-function run(args: string[], onSpawn?: (child: ReturnType<typeof spawn>) => void): Promise<{ code: number | null; stdout: string; stderr: string }> {
+const BUILT = resolve(import.meta.dirname, "../../../dist/netimport");
+
+/** Runs `netimport ARGS` from source (or the built single executable with `built`). */
+function run(args: string[], onSpawn?: (child: ReturnType<typeof spawn>) => void, built = false): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolvePromise) => {
-    const child = spawn(process.execPath, ["--import", LOADER, MAIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = built
+      ? spawn(BUILT, args, { stdio: ["ignore", "pipe", "pipe"] })
+      : spawn(process.execPath, ["--import", LOADER, MAIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
@@ -115,5 +122,26 @@ describe("netimport pull (process)", () => {
     assert.equal(result.stderr, `netimport: stopped by SIGTERM before the image was complete; ${dest} left as it was\n`);
     assert.equal(existsSync(dest), false);
     assert.deepEqual(readdirSync(out).filter((n) => n.startsWith(".#")), []);
+  });
+
+  it("the built executable verifies OpenPGP signatures and unpacks xz", { skip: !existsSync(BUILT) && "run npm run build first" }, async () => {
+    const gpg = createGpgFixture();
+    try {
+      const srv = join(dir, "srv");
+      writeFileSync(join(srv, "sig.raw.xz"), execFileSync("xz", ["-c", join(srv, "os.raw")], { maxBuffer: 64 << 20 }));
+      const hash = createHash("sha256").update(readFileSync(join(srv, "sig.raw.xz"))).digest("hex");
+      writeFileSync(join(srv, "sig.raw.xz.sha256"), `${hash}  sig.raw.xz\n`);
+      gpg.sign(join(srv, "sig.raw.xz.sha256"), join(srv, "sig.raw.xz.sha256.asc"), true);
+      const dest = join(out, "signed.raw");
+      const good = await run(["pull", "--verify=signature", `--keyring=${gpg.keyring}`, `${server.url}/sig.raw.xz`, dest], undefined, true);
+      assert.equal(good.code, 0, good.stderr);
+      assert.ok(readFileSync(dest).equals(readFileSync(join(srv, "os.raw"))));
+      gpg.signWithUnknownKey(join(srv, "sig.raw.xz.sha256"), join(srv, "sig.raw.xz.sha256.asc"));
+      const bad = await run(["pull", "--verify=signature", `--keyring=${gpg.keyring}`, `${server.url}/sig.raw.xz`, join(out, "bad.raw")], undefined, true);
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /^netimport: signature .*sig\.raw\.xz\.sha256\.asc is made by key [0-9A-F]{16}, which is not in keyring .*\n$/);
+    } finally {
+      gpg.cleanup();
+    }
   });
 });
