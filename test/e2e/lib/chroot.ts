@@ -39,12 +39,14 @@ export async function ensureChroot(suite: Suite): Promise<string> {
 
 /**
  * Runs a bash script inside a chroot with /proc, /sys and /dev mounted in a private mount namespace,
- * so nothing stays mounted when it ends, whatever happens.
+ * so nothing stays mounted when it ends, whatever happens. BINDS: host folders mounted at the same path inside.
  */
-export function inChroot(root: string, script: string, env: Record<string, string> = {}): string {
+export function inChroot(root: string, script: string, env: Record<string, string> = {}, binds: readonly string[] = []): string {
   const setup = [
     'mount -t proc proc "$0/proc"', 'mount --rbind /sys "$0/sys"', 'mount --rbind /dev "$0/dev"',
-    'mount -t tmpfs tmpfs "$0/run"', 'exec chroot "$0" /bin/bash -euo pipefail -c "$1"',
+    'mount -t tmpfs tmpfs "$0/run"',
+    ...binds.map((dir) => `mkdir -p "$0${dir}" && mount --rbind ${JSON.stringify(dir)} "$0${dir}"`),
+    'exec chroot "$0" /bin/bash -euo pipefail -c "$1"',
   ].join(" && ");
   return run("unshare", ["--mount", "--propagation", "private", "--fork", "bash", "-c", setup, root, script], {
     env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", HOME: "/root", LANG: "C.UTF-8", ...env },

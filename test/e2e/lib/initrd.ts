@@ -2,8 +2,7 @@
 //   base      dracut inside the chroot: systemd, networkd, udev, the netimport dracut module's
 //             dependencies (losetup, mount, tar, libstdc++), curl for the reference measurement;
 //             rebuilt only when the chroot, kernel or dracut module change.
-//   netimport dist/tree as its own zstd cpio; rebuilt when the product changes (its size is what
-//             netimport adds to an initrd).
+//   netimport dist/tree as its own zstd cpio; rebuilt when the product changes.
 //   e2e       the test overlay (markers, emergency drop-in, keyring), small and uncompressed.
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -50,22 +49,22 @@ export async function ensureBaseInitrd(suite: Suite): Promise<{ path: string; ke
 }
 
 /**
- * dist/tree as a zstd cpio layer, cached by the executable's hash. Returns its path and compressed size.
+ * dist/tree as a zstd cpio layer, cached by the executable's hash and the level. The boots use a fast
+ * level (3); level 15 is what dracut's --compress zstd uses, so its size is what netimport adds to a
+ * real initrd (measured once per build).
+ * @example const { path, bytes } = await ensureNetimportLayer(15)
  */
-export async function ensureNetimportLayer(): Promise<{ path: string; bytes: number }> {
+export async function ensureNetimportLayer(level = 3): Promise<{ path: string; bytes: number }> {
   const exe = join(distTree, "usr/lib/netimport/netimport");
   if (!existsSync(exe)) throw new Error(`${exe} is missing: run \`npm run build\` first`);
-  const key = cacheKey(fileSha256(exe), treeListing(distTree));
-  const path = join(cacheDir, "initrd", `netimport-${key}.cpio.zst`);
+  const key = cacheKey(fileSha256(exe), treeListing(distTree), String(level));
+  const path = join(cacheDir, "initrd", `netimport-${key}-zstd${level}.cpio.zst`);
   if (!existsSync(path)) {
     mkdirSync(join(cacheDir, "initrd"), { recursive: true });
-    // Level 15 is what dracut's --compress zstd uses, so the size is what netimport adds to a real initrd.
-    await timed("netimport initrd layer (zstd -15)", () => cpio(distTree, `${path}.partial`, 15));
+    await timed(`netimport initrd layer (dist/tree, zstd -${level})`, () => cpio(distTree, `${path}.partial`, level));
     renameSync(`${path}.partial`, path);
   }
-  const bytes = statSync(path).size;
-  say(`initrd size added by netimport (dist/tree, zstd -15 cpio): ${mib(bytes)} (${bytes} bytes)`);
-  return { path, bytes };
+  return { path, bytes: statSync(path).size };
 }
 
 /** Names, types and link targets in a folder (the tree's layout, without reading the big executable). */

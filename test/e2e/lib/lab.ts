@@ -16,7 +16,6 @@ export type Lab = {
   images: Images;
   server: FileServer;
   work: string;
-  netimportLayerBytes: number;
   /** Boots the kernel directly with the suite's initrd and CMDLINE (the common console options are added). */
   bootDirect: (options: BootRequest) => Promise<BootResult>;
   /** Builds a UKI (suite initrd, CMDLINE, STUB), serves it and boots it through OVMF's HTTP boot. */
@@ -50,7 +49,7 @@ export async function openLab(runName: string): Promise<Lab> {
   }
 
   return {
-    images, server, work, netimportLayerBytes: netimport.bytes,
+    images, server, work,
     bootDirect: async (request) => {
       const { initrd, kernel } = await initrdFor(request);
       const cmdline = `${baseCmdline} ${request.cmdline}`;

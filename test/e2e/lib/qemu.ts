@@ -22,7 +22,11 @@ export type DirectBoot = { kind: "direct"; kernel: string; initrd: string; cmdli
 /** UEFI HTTP boot: OVMF fetches BOOT_URL (a UKI) over QEMU's user network. */
 export type UefiHttpBoot = { kind: "uefi-http"; bootUrl: string };
 
-export type BootOptions = (DirectBoot | UefiHttpBoot) & { memoryMiB?: number; timeoutSeconds?: number; work: string; name: string };
+export type BootOptions = (DirectBoot | UefiHttpBoot) & {
+  memoryMiB?: number; timeoutSeconds?: number; work: string; name: string;
+  /** Called with each new serial console line while the guest runs. */
+  onLine?: (line: string) => void;
+};
 
 const ovmfCode = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 const ovmfVars = "/usr/share/OVMF/OVMF_VARS_4M.fd";
@@ -60,6 +64,7 @@ export async function boot(options: BootOptions): Promise<BootResult> {
   const child = spawn("qemu-system-x86_64", qemuArgs(options, logPath), { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (chunk: Buffer) => { stderr += chunk.toString(); });
+  const stopFollowing = options.onLine ? follow(logPath, options.onLine) : () => undefined;
   let timedOut = false;
   const timer = setTimeout(() => { timedOut = true; child.kill("SIGKILL"); }, (options.timeoutSeconds ?? 180) * 1000);
   await new Promise<void>((resolve, reject) => {
@@ -67,6 +72,7 @@ export async function boot(options: BootOptions): Promise<BootResult> {
     child.on("exit", () => resolve());
   });
   clearTimeout(timer);
+  stopFollowing();
   const seconds = (performance.now() - start) / 1000;
   let log = "";
   try { log = readFileSync(logPath, "latin1"); } catch { /* qemu failed before writing */ }
@@ -83,4 +89,21 @@ export async function boot(options: BootOptions): Promise<BootResult> {
     },
     tail: (n = 60) => allLines.slice(-n).join("\n"),
   };
+}
+
+/** Calls ON_LINE for each complete line appended to PATH; returns a function that stops (flushing the rest). */
+function follow(path: string, onLine: (line: string) => void): () => void {
+  let offset = 0;
+  let partial = "";
+  const poll = (final: boolean): void => {
+    let data: Buffer;
+    try { data = readFileSync(path); } catch { return; }
+    partial += data.subarray(offset).toString("latin1");
+    offset = data.length;
+    const parts = partial.split(/\r?\n/);
+    partial = final ? "" : parts.pop() ?? "";
+    for (const line of parts) onLine(line);
+  };
+  const timer = setInterval(() => poll(false), 300);
+  return () => { clearInterval(timer); poll(true); };
 }
