@@ -68,6 +68,8 @@ async function inParallel(tasks: (() => Promise<void>)[], limit: number): Promis
 
 export type ImageSet = {
   dir: string;
+  /** Every image file wanted, raw and compressed. */
+  files: string[];
   /** sha256 of the raw image, to check what a tool wrote. */
   sha256: Map<number, string>;
 };
@@ -79,6 +81,7 @@ export type ImageSet = {
 export async function ensureImages(dir: string, wanted: [number, readonly Format[]][], log: (line: string) => void): Promise<ImageSet> {
   mkdirSync(dir, { recursive: true });
   const sha256 = new Map<number, string>();
+  const files: string[] = [];
   const tasks: (() => Promise<void>)[] = [];
   for (const [size, formats] of wanted) {
     const raw = join(dir, imageFile(size, "raw"));
@@ -89,9 +92,11 @@ export async function ensureImages(dir: string, wanted: [number, readonly Format
     const sumFile = `${raw}.sha256sum`;
     if (!existsSync(sumFile)) writeFileSync(sumFile, `${await sha256File(raw)}\n`);
     sha256.set(size, readFileSync(sumFile, "utf8").trim());
+    files.push(raw);
     for (const format of formats) {
       if (format === "raw") continue;
       const target = join(dir, imageFile(size, format));
+      files.push(target);
       if (existsSync(target)) continue;
       tasks.push(async () => {
         const started = performance.now();
@@ -102,5 +107,5 @@ export async function ensureImages(dir: string, wanted: [number, readonly Format
   }
   if (tasks.length) log(`images: compressing ${tasks.length} image(s), two at a time (once; cached afterwards)`);
   await inParallel(tasks, 2);
-  return { dir, sha256 };
+  return { dir, files, sha256 };
 }

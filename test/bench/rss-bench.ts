@@ -1,6 +1,6 @@
 // Peak RSS of `netimport pull` at two image sizes far apart: it must stay flat and under the target.
 import { GiB, MiB, type Format } from "./images.ts";
-import { pullOnce, type PullContext, type PullData } from "./pull-bench.ts";
+import { pullOnce, type PullContext, type PullData, type Tool } from "./pull-bench.ts";
 import { mib, sizeLabel, table, verdict, type Check, type Rendered } from "./report.ts";
 import { inspectOutput } from "./verify-output.ts";
 
@@ -9,30 +9,44 @@ const PEAK_TARGET = 160 * MiB;
 const FLAT_TOLERANCE = 16 * MiB;
 
 export const RSS_SIZES = [256 * MiB, 2 * GiB] as const;
-export const RSS_FORMATS: readonly Format[] = ["raw", "gz", "zst", "xz"];
+
+type Variant = { tool: Extract<Tool, "netimport" | "netimport-js">; format: Format };
+/** Measured at both sizes; bz2 (slow) only at 1 GiB, from the throughput runs. */
+export const RSS_VARIANTS: readonly Variant[] = [
+  { tool: "netimport", format: "raw" },
+  { tool: "netimport", format: "gz" },
+  { tool: "netimport", format: "zst" },
+  { tool: "netimport", format: "xz" },
+  { tool: "netimport-js", format: "xz" },
+];
+const FROM_PULL_ONLY: readonly Variant[] = [{ tool: "netimport", format: "bz2" }, { tool: "netimport-js", format: "bz2" }];
 
 export type RssData = {
   /** peakRss: the whole process tree (netimport and any decoder it spawns); nodePeakRss: netimport alone. */
   results: Record<string, { peakRss?: number; nodePeakRss?: number; seconds?: number; error?: string }>;
 };
 
-const key = (size: number, format: Format) => `${size}/${format}`;
+const key = (size: number, { tool, format }: Variant) => `${size}/${tool}/${format}`;
+const label = ({ tool, format }: Variant) => `\`${format}\`${tool === "netimport-js" ? ", JS decoder" : ""}`;
 
 /**
- * Pulls each (size, format) once with netimport under GNU time, checking the output's hash.
- * @example const data = await benchRss(context, RSS_FORMATS);
+ * Pulls each (size, variant) once with netimport, checking the output's hash.
+ * @example const data = await benchRss(context, ["raw", "xz"]);
  */
 export async function benchRss(context: PullContext, formats: readonly Format[], previous?: RssData): Promise<RssData> {
   const data: RssData = { results: { ...previous?.results } };
   for (const size of RSS_SIZES) {
-    for (const format of formats) {
-      const { run, output, error } = await pullOnce(context, "netimport", format, size, { peakRss: true });
+    for (const variant of RSS_VARIANTS.filter(({ format }) => formats.includes(format))) {
+      const { run, output, error } = await pullOnce(context, variant.tool, variant.format, size, { peakRss: true });
       let failure = error;
       if (!failure && (await inspectOutput(output)).sha256 !== context.images.sha256.get(size)) {
-        failure = `netimport ${format} (${sizeLabel(size)}): output differs from the image`;
+        failure = `${variant.tool} ${variant.format} (${sizeLabel(size)}): output differs from the image`;
       }
-      data.results[key(size, format)] = failure ? { error: failure } : { peakRss: run.treePeakRss, nodePeakRss: run.peakRss, seconds: run.seconds };
-      context.log(`rss: netimport ${format} ${sizeLabel(size)}: ${failure ? `FAILED ${failure}` : `peak RSS ${mib(run.treePeakRss ?? NaN)} (netimport alone ${mib(run.peakRss ?? NaN)})`}`);
+      data.results[key(size, variant)] = failure
+        ? { error: failure }
+        : { peakRss: run.treePeakRss, nodePeakRss: run.peakRss, seconds: run.seconds };
+      context.log(`rss: ${variant.tool} ${variant.format} ${sizeLabel(size)}: ${failure ? `FAILED ${failure}`
+        : `peak RSS ${mib(run.treePeakRss ?? NaN)} (netimport alone ${mib(run.peakRss ?? NaN)})`}`);
     }
   }
   context.scratch.clear();
@@ -44,42 +58,44 @@ export function renderRss(data: RssData, pull?: PullData): Rendered {
   const checks: Check[] = [];
   const failures: string[] = [];
   const rows: string[][] = [];
-  const formats = RSS_FORMATS.filter((format) => RSS_SIZES.some((size) => data.results[key(size, format)]));
-  const pullFormats = pull ? (["bz2"] as Format[]).filter((format) => pull.results[`netimport/${format}`]) : [];
-  for (const format of [...formats, ...pullFormats]) {
-    const peaks: (number | undefined)[] = [];
-    const cells = RSS_SIZES.map((size) => {
-      const result = data.results[key(size, format)];
+  const variants = [
+    ...RSS_VARIANTS.filter((variant) => RSS_SIZES.some((size) => data.results[key(size, variant)])),
+    ...FROM_PULL_ONLY.filter(({ tool, format }) => pull?.results[`${tool}/${format}`]),
+  ];
+  for (const variant of variants) {
+    const [small, large] = RSS_SIZES.map((size) => {
+      const result = data.results[key(size, variant)];
       if (result?.error) failures.push(result.error);
-      peaks.push(result?.peakRss);
-      return result === undefined ? "–" : result.error ? "FAILED" : mib(result.peakRss ?? NaN);
+      return result;
     });
-    const fromPull = pull?.results[`netimport/${format}`];
+    const show = (result: { peakRss?: number; error?: string } | undefined) =>
+      result === undefined ? "–" : result.error ? "FAILED" : mib(result.peakRss ?? NaN);
+    const fromPull = pull?.results[`${variant.tool}/${variant.format}`];
     const pullPeak = fromPull && !fromPull.error && fromPull.peakRss.length ? Math.max(...fromPull.peakRss) : undefined;
-    const [small, large] = peaks;
-    const measured = [small, pullPeak, large].filter((peak): peak is number => peak !== undefined);
+    const measured = [small?.peakRss, pullPeak, large?.peakRss].filter((peak): peak is number => peak !== undefined);
     let underTarget = "–";
     if (measured.length) {
       const pass = Math.max(...measured) <= PEAK_TARGET;
-      checks.push({ what: `peak RSS ${format}`, pass });
+      checks.push({ what: `peak RSS ${variant.tool} ${variant.format}`, pass });
       underTarget = verdict(pass);
     }
     let flat = "–";
-    if (small !== undefined && large !== undefined) {
-      const pass = large - small <= FLAT_TOLERANCE;
-      checks.push({ what: `peak RSS flat ${format}`, pass });
-      flat = `${large >= small ? "+" : "−"}${mib(Math.abs(large - small))} ${verdict(pass)}`;
+    if (small?.peakRss !== undefined && large?.peakRss !== undefined) {
+      const growth = large.peakRss - small.peakRss;
+      const pass = growth <= FLAT_TOLERANCE;
+      checks.push({ what: `peak RSS flat ${variant.tool} ${variant.format}`, pass });
+      flat = `${growth >= 0 ? "+" : "−"}${mib(Math.abs(growth))} ${verdict(pass)}`;
     }
-    rows.push([`\`${format}\``, cells[0]!, pullPeak === undefined ? "–" : mib(pullPeak), cells[1]!, underTarget, flat]);
+    rows.push([label(variant), show(small), pullPeak === undefined ? "–" : mib(pullPeak), show(large), underTarget, flat]);
   }
   const markdown = `### Peak RSS of \`netimport pull\`
 
 Summed RSS of the process tree (netimport and any system decompressor it spawns), sampled every
-20 ms, and never below GNU time's "Maximum resident set size" of netimport itself; the 1 GiB column
-is the largest of the throughput runs.
-Target: ≤ ${mib(PEAK_TARGET)} at every size, and flat (2 GiB no more than ${mib(FLAT_TOLERANCE)} above 256 MiB).
+20 ms and never below GNU time's "Maximum resident set size" of netimport itself; the 1 GiB column
+is the largest of the throughput runs. Target: ≤ ${mib(PEAK_TARGET)} at every size, and flat
+(the 2 GiB pull no more than ${mib(FLAT_TOLERANCE)} above the 256 MiB one).
 
-${table(["format", "256 MiB image", "1 GiB image", "2 GiB image", `≤ ${mib(PEAK_TARGET)}`, "2 GiB − 256 MiB (flat)"], rows)}
+${table(["image", "256 MiB", "1 GiB", "2 GiB", `≤ ${mib(PEAK_TARGET)}`, "2 GiB − 256 MiB (flat)"], rows)}
 `;
   return { markdown, checks, failures };
 }

@@ -21,7 +21,7 @@ import { ensureImages, FORMATS, GiB, MiB, type Format } from "./images.ts";
 import { startNginx, type Nginx } from "./nginx.ts";
 import { benchPull, renderPull, TOOLS, type PullContext, type PullData, type Tool } from "./pull-bench.ts";
 import type { Rendered } from "./report.ts";
-import { benchRss, renderRss, RSS_FORMATS, RSS_SIZES, type RssData } from "./rss-bench.ts";
+import { benchRss, renderRss, RSS_SIZES, RSS_VARIANTS, type RssData } from "./rss-bench.ts";
 import { mountTmpfs, type Tmpfs } from "./tmpfs.ts";
 
 const SECTIONS = ["generator", "pull", "rss"] as const;
@@ -111,7 +111,7 @@ function render(): Rendered {
 }
 
 async function runSections(options: Options): Promise<string[]> {
-  const needsExecutable = options.sections.includes("generator") || options.tools.includes("netimport");
+  const needsExecutable = options.sections.includes("generator") || options.tools.some((tool) => tool.startsWith("netimport"));
   // A snapshot of the build, so a rebuild by someone else during the run cannot pull it away.
   const exe = join(cacheDir, "netimport");
   if (needsExecutable) {
@@ -126,7 +126,7 @@ async function runSections(options: Options): Promise<string[]> {
     failures.push(...data.failures);
   }
   const wantsPull = options.sections.includes("pull");
-  const rssFormats = RSS_FORMATS.filter((format) => options.formats.includes(format));
+  const rssFormats = [...new Set(RSS_VARIANTS.map(({ format }) => format))].filter((format) => options.formats.includes(format));
   const wantsRss = options.sections.includes("rss") && rssFormats.length > 0;
   if (!wantsPull && !wantsRss) return failures;
 
@@ -149,7 +149,7 @@ async function runSections(options: Options): Promise<string[]> {
     scratch = mountTmpfs("3g");
     log(`nginx (pid ${nginx.pid}) serving ${images.dir} at ${nginx.url}; output on tmpfs ${scratch.path}`);
     // Read every image once so the page cache serves all tools alike.
-    execFileSync("sh", ["-c", `cat ${join(images.dir, "disk-*")} > /dev/null`]);
+    execFileSync("cat", images.files, { stdio: ["ignore", "ignore", "inherit"] });
     const context: PullContext = { exe, baseUrl: nginx.url, scratch, images, log };
     if (wantsPull) {
       const data = await benchPull(context, {
