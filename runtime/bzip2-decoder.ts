@@ -43,6 +43,10 @@ export async function* decodeBzip2(source: AsyncIterable<Uint8Array>): AsyncGene
   /** Runs `step` with a snapshot of the input position, restoring it if the input runs dry. */
   const attempt = (step: () => void): boolean => {
     const saved = { pos, bitOffset: bz?.reader.bitOffset, curByte: bz?.reader.curByte, hasByte: bz?.reader.hasByte, crc: bz?.streamCRC };
+    // seek-bzip allocates with the deprecated `new Buffer(n)`; in the bundle that is "our" code, so Node
+    // would print DEP0005 into the boot log. The check is synchronous, so silence it just around the call.
+    const quiet = process.noDeprecation;
+    process.noDeprecation = true;
     try {
       step();
       return true;
@@ -56,6 +60,8 @@ export async function* decodeBzip2(source: AsyncIterable<Uint8Array>): AsyncGene
         bz.streamCRC = saved.crc!;
       }
       return false;
+    } finally {
+      process.noDeprecation = quiet;
     }
   };
 

@@ -6,9 +6,11 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 
-/** The absolute path of an executable named `name` on PATH (plus /usr/bin, /bin), or undefined. */
-export function findExecutable(name: string, path = process.env.PATH ?? ""): string | undefined {
-  const dirs = [...path.split(":").filter(Boolean), "/usr/bin", "/bin"];
+const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/** The absolute path of an executable named `name` on PATH (systemd's default PATH when unset), or undefined. */
+export function findExecutable(name: string, path = process.env.PATH || DEFAULT_PATH): string | undefined {
+  const dirs = path.split(":").filter(Boolean);
   for (const dir of dirs) {
     const candidate = join(dir, name);
     try {
