@@ -1,7 +1,8 @@
 // The images the guests download: a tiny busybox root file system in every format the scenarios need,
 // a system extension, big images for the measurements, checksums and gpg signatures.
 // Everything lands in one served folder, cached by the inputs' fingerprint.
-import { copyFileSync, existsSync, linkSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { cacheDir } from "./paths.ts";
 import { cacheKey, fileSha256, run, timed } from "./exec.ts";
@@ -108,7 +109,8 @@ function signFolder(dir: string, files: readonly string[], home: string): void {
  * @example const images = await ensureImages(); images.sha256(served.ext4Zst)
  */
 export async function ensureImages(): Promise<Images> {
-  const key = cacheKey(rootInit, osRelease("x"), "v3");
+  // Keyed by this file's own text: any change to how images are made rebuilds them.
+  const key = cacheKey(readFileSync(fileURLToPath(import.meta.url)));
   const dir = join(cacheDir, `www-${key}`);
   const home = join(cacheDir, "gpg");
   const keyring = signingKey(home);

@@ -62,6 +62,12 @@ export async function boot(options: BootOptions): Promise<BootResult> {
   const logPath = join(options.work, `${options.name}.serial.log`);
   const start = performance.now();
   const child = spawn("qemu-system-x86_64", qemuArgs(options, logPath), { stdio: ["ignore", "ignore", "pipe"] });
+  // A test runner that is interrupted must not leave a guest behind.
+  const killGuest = (): void => { child.kill("SIGKILL"); };
+  const onSignal = (signal: NodeJS.Signals): void => { killGuest(); process.exit(signal === "SIGINT" ? 130 : 143); };
+  process.once("exit", killGuest);
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
   let stderr = "";
   child.stderr.on("data", (chunk: Buffer) => { stderr += chunk.toString(); });
   const stopFollowing = options.onLine ? follow(logPath, options.onLine) : () => undefined;
@@ -72,6 +78,9 @@ export async function boot(options: BootOptions): Promise<BootResult> {
     child.on("exit", () => resolve());
   });
   clearTimeout(timer);
+  process.removeListener("exit", killGuest);
+  process.removeListener("SIGINT", onSignal);
+  process.removeListener("SIGTERM", onSignal);
   stopFollowing();
   const seconds = (performance.now() - start) / 1000;
   let log = "";
