@@ -1,10 +1,13 @@
 // The decoding stage of `netimport pull`: sniffs the compression from the magic bytes and decodes
 // gzip, zstd, xz or bzip2; anything else passes through unchanged (a raw image or a plain tar).
 //
-// Which implementation decodes (measured on 2 cores, MB/s of output, 256 MiB disk-like image; see the
-// bench numbers in the report): gzip and zstd: Node's zlib, as fast as the CLIs or faster, no process;
-// xz and bzip2: the system's `xz`/`bzip2` when present (about twice/three times the JS speed), else
-// xz-decompress (xz-embedded in WASM) and seek-bzip driven block by block.
+// Which implementation decodes, by default ("auto"), from test/bench/decoder-throughput.ts (256 MiB
+// disk-like image, 2 busy cores, MB/s of decoded output, JS vs the system's binary through this stage):
+//   gzip   Node zlib 410-728   vs gzip -dc 107-191  → zlib always
+//   zstd   Node zlib 459-614   vs zstd -dc 638-700  → the binary when present, else zlib
+//   xz     WASM       37-43    vs xz -dc    98-108  → the binary when present, else xz-decompress
+//   bzip2  seek-bzip   9-13    vs bzip2 -dc 19-29   → the binary when present, else seek-bzip
+// The JS decoders are complete fallbacks: an initrd needs none of the binaries.
 import { Duplex } from "node:stream";
 import { createGunzip, createZstdDecompress } from "node:zlib";
 import xzDecompress from "xz-decompress";
@@ -46,7 +49,7 @@ export interface DecoderOptions {
   onSizeHint?: (bytes: number) => void;
   /** Called once with the detected compression and the implementation chosen. */
   onDetect?: (compression: Compression, implementation: "zlib" | "js" | "native" | "none") => void;
-  /** "auto" (default): the system's xz/bzip2 when on PATH, else JS. "js": never spawn. "native": prefer binaries for all four. */
+  /** "auto" (default): the system's zstd/xz/bzip2 when on PATH, else JS (gzip: always zlib). "js": never spawn. "native": binaries for all four when present. */
   implementation?: "auto" | "js" | "native";
 }
 
@@ -125,7 +128,7 @@ const NATIVE: Record<Exclude<Compression, "none">, [string, string[]]> = {
 
 function chooseImplementation(compression: Compression, preference: "auto" | "js" | "native"): Implementation {
   if (compression === "none") return { kind: "none", run: (input) => input };
-  const wantNative = preference === "native" || (preference === "auto" && (compression === "xz" || compression === "bzip2"));
+  const wantNative = preference === "native" || (preference === "auto" && compression !== "gzip");
   if (wantNative) {
     const [name, args] = NATIVE[compression];
     const binary = findExecutable(name);

@@ -144,6 +144,14 @@ describe("createDecoder", () => {
     }
   });
 
+  test("auto: zlib for gzip, the system's binaries for the others", async () => {
+    const detected: string[] = [];
+    for (const format of ["gzip", "zstd", "xz", "bzip2"] as const) {
+      await decode(compress(format, plain), { onDetect: (c, i) => detected.push(`${c}/${i}`) });
+    }
+    assert.deepEqual(detected, ["gzip/zlib", "zstd/native", "xz/native", "bzip2/native"]);
+  });
+
   test("without the binaries on PATH, 'native' falls back to the JS decoders", async () => {
     const input = compress("bzip2", plain);
     const path = process.env.PATH;
