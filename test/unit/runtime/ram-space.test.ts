@@ -68,6 +68,14 @@ describe("ensureSpace", () => {
     const again = await ensureSpace(dest, 32 * MIB, { meminfoPath });
     assert.equal(again.mountedTmpfs, false);
     assert.equal(mountsUnder(dest).length, 1);
+    // More memory became available and a bigger image comes: our tmpfs grows (used 16 MiB + 857.6 MiB).
+    const roomier = join(dir, "meminfo-1g");
+    writeFileSync(roomier, "MemTotal:        1048576 kB\nMemAvailable:    1048576 kB\n");
+    const grown = await ensureSpace(dest, 400 * MIB, { meminfoPath: roomier });
+    assert.equal(grown.mountedTmpfs, true);
+    assert.equal(mountsUnder(dest).length, 1);
+    const after = statfsSync(dest);
+    assert.equal(Math.round((after.blocks * after.bsize) / MIB), 874);
   });
 
   test("an unknown size on a small tmpfs also gets the dedicated tmpfs", async () => {
