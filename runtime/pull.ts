@@ -92,6 +92,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       const sink = createDeferredSink(async () => {
         const size = sizeHint ?? (compression === "none" ? source.size : undefined);
         await ensureSpace(dirname(options.dest), size);
+        await mkdir(dirname(options.dest), { recursive: true });
         return openSink(options.type, temp);
       });
       const progress = createProgressMeter({
