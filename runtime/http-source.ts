@@ -213,7 +213,8 @@ class Transfer {
       }
       if (statusCode === 206 && offset > 0) {
         const range = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(header(response.headers, "content-range") ?? "");
-        if (!range || Number(range[1]) !== offset) {
+        const total = range?.[2] === "*" ? undefined : Number(range?.[2]);
+        if (!range || Number(range[1]) !== offset || (total !== undefined && this.info.size !== undefined && total !== this.info.size)) {
           response.body.destroy();
           throw new HttpError(`${url} answered a resume at byte ${offset} with Content-Range '${header(response.headers, "content-range") ?? ""}'`, url, { retryable: false });
         }
