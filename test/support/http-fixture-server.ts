@@ -62,6 +62,10 @@ export interface FixtureServerOptions {
   tls?: { key: string | Buffer; cert: string | Buffer };
   /** Body chunk size in bytes (default 64 KiB). */
   chunkSize?: number;
+  /** Address to listen on (default 127.0.0.1; QEMU user networking reaches it as 10.0.2.2). */
+  host?: string;
+  /** Port (default: a free one). */
+  port?: number;
 }
 
 export interface FixtureServer {
@@ -74,7 +78,7 @@ export interface FixtureServer {
   close(): Promise<void>;
 }
 
-/** Starts a fixture server on 127.0.0.1 on a free port. */
+/** Starts a fixture server (by default on 127.0.0.1, on a free port). */
 export async function startFixtureServer(options: FixtureServerOptions): Promise<FixtureServer> {
   const behaviours = new Map<string, FixtureBehaviour>();
   const statusCount = new Map<string, number>();
@@ -212,10 +216,14 @@ export async function startFixtureServer(options: FixtureServerOptions): Promise
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const host = options.host ?? "127.0.0.1";
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, host, resolve);
+  });
   const port = (server.address() as AddressInfo).port;
   return {
-    url: `${options.tls ? "https" : "http"}://127.0.0.1:${port}`,
+    url: `${options.tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${port}`,
     port,
     log,
     behave: setBehaviour,
