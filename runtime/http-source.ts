@@ -221,6 +221,15 @@ class Transfer {
         return { url, ...response };
       }
       if (statusCode === 200 && offset === 0) return { url, ...response };
+      if (statusCode === 416 && offset > 0) {
+        await response.body.dump().catch(() => undefined);
+        const actual = /^bytes \*\/(\d+)$/.exec(header(response.headers, "content-range") ?? "")?.[1];
+        const has = actual === undefined ? "" : `, the file has ${actual}`;
+        throw new HttpError(
+          `HTTP 416 Range Not Satisfiable from ${url} when resuming at byte ${offset} of ${this.info.size ?? "?"} announced${has}: wrong Content-Length, or the file changed`,
+          url, { retryable: false, status: 416 },
+        );
+      }
       await response.body.dump().catch(() => undefined);
       throw statusError(statusCode, url);
     }
