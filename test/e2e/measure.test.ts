@@ -43,7 +43,7 @@ for (const [size, path] of [[64, served.bench64], [512, served.bench512]] as con
     say(`MEASURED ${size} MiB: kernel start → switch-root ${switchRoot.toFixed(2)} s with netimport; ` +
       `kernel start → curl done ${curlEnd.toFixed(2)} s; download alone: netimport ${pullSeconds.toFixed(2)} s ` +
       `(${(size / pullSeconds).toFixed(0)} MiB/s) vs curl ${curlSeconds.toFixed(2)} s (${(size / curlSeconds).toFixed(0)} MiB/s); ` +
-      `boot overhead ${(overhead * 100).toFixed(1)} %; ${curlLine.trim()}`);
+      `boot overhead ${(overhead * 100).toFixed(1)} %; ${curlLine.trim()}; ${(curl.lines("NETIMPORT-E2E-CURL-TO-RUN")[0] ?? "").trim()}`);
     assert.ok(overhead <= maxOverhead,
       `netimport's boot to switch-root (${switchRoot.toFixed(2)} s) is ${(overhead * 100).toFixed(1)} % slower than curl's download (${curlEnd.toFixed(2)} s)`);
   });
