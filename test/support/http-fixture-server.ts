@@ -21,6 +21,8 @@ export interface FixtureBehaviour {
   status?: number;
   /** With `status`: only the first N requests get it, later ones are served normally. */
   statusTimes?: number;
+  /** With `status`: the first N requests are served normally, later ones get the status. */
+  statusAfter?: number;
   /** Answer 302 with this Location (a path on this server or a full URL). */
   redirectTo?: string;
   /** The first response that crosses each offset is cut there (socket destroyed); each offset is used once. */
@@ -113,10 +115,9 @@ export async function startFixtureServer(options: FixtureServerOptions): Promise
     };
     if (b.status !== undefined) {
       const seen = statusCount.get(path) ?? 0;
-      if (b.statusTimes === undefined || seen < b.statusTimes) {
-        statusCount.set(path, seen + 1);
-        return end(b.status, {}, `status ${b.status}\n`);
-      }
+      statusCount.set(path, seen + 1);
+      const applies = b.statusAfter !== undefined ? seen >= b.statusAfter : b.statusTimes === undefined || seen < b.statusTimes;
+      if (applies) return end(b.status, {}, `status ${b.status}\n`);
     }
     if (b.redirectTo !== undefined) return end(302, { location: b.redirectTo });
 

@@ -157,6 +157,21 @@ describe("openHttpSource", () => {
     server.behave("/image.raw", undefined);
   });
 
+  it("resumes on a mirror when the origin fails mid-transfer", async () => {
+    const mirror = await startFixtureServer({ root: dir });
+    try {
+      server.log.length = 0;
+      server.behave("/image.raw", { cutAt: [300_000], status: 503, statusAfter: 1 });
+      const data = await readAll(`${server.url}/image.raw`, { retries: 1, mirrors: [`${mirror.url}/`] });
+      assert.ok(data.equals(FILE));
+      assert.deepEqual(server.log.map((e) => [e.status, e.range]), [[200, undefined], [503, "bytes=300000-"]]);
+      assert.deepEqual(mirror.log.map((e) => [e.status, e.range, e.ifRange?.startsWith('"')]), [[206, "bytes=300000-", true]]);
+    } finally {
+      server.behave("/image.raw", undefined);
+      await mirror.close();
+    }
+  });
+
   it("answers If-None-Match with not-modified", async () => {
     const first = await openHttpSource(`${server.url}/image.raw`, { dispatcher });
     if (first.notModified) throw new Error("unexpected");
