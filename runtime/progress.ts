@@ -60,7 +60,7 @@ export function formatProgress(state: ProgressState): string {
 
 export interface ProgressOptions {
   total: number | undefined;
-  /** Seconds between lines (default 5). */
+  /** Seconds between lines (default 5; 0: only the final line). */
   intervalSeconds?: number;
   /** The URL currently serving (it changes when a mirror takes over). */
   url: () => string;
@@ -87,7 +87,7 @@ export function createProgressMeter(options: ProgressOptions): Transform {
     transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
       bytes += chunk.length;
       const t = now();
-      if (t - lastLine >= intervalMs && (options.total === undefined || bytes < options.total)) {
+      if (intervalMs > 0 && t - lastLine >= intervalMs && (options.total === undefined || bytes < options.total)) {
         lastLine = t;
         line();
       }

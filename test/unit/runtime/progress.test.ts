@@ -56,4 +56,13 @@ describe("createProgressMeter", () => {
       "u: 100% 1000 B of 1000 B, 50 B/s, done in 20s",
     ]);
   });
+
+  it("with interval 0 writes only the final line", async () => {
+    const lines: string[] = [];
+    let clock = 0;
+    const meter = createProgressMeter({ total: undefined, intervalSeconds: 0, url: () => "u", write: (l) => lines.push(l), now: () => (clock += 1000) });
+    await pipeline(Readable.from([Buffer.alloc(10), Buffer.alloc(10)]), meter, new Writable({ write(_c, _e, cb) { cb(); } }));
+    assert.equal(lines.length, 1);
+    assert.match(lines[0]!, /^u: 20 B, /);
+  });
 });
