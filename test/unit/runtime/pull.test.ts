@@ -1,7 +1,7 @@
 // netimport pull end to end against a real HTTP server: every format, resume, failures, verification,
 // mirrors, ETag reuse, and the promise that nothing exists at DEST unless the pull succeeded.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -258,5 +258,24 @@ describe("pull: an existing destination", () => {
     await assert.rejects(pull(options(`${server.url}/os.raw.gz`, dest, { verify: { kind: "pinned", hash: "1".repeat(64) } })));
     assert.equal(readFileSync(dest, "utf8"), "old image");
     assert.deepEqual(readdirSync(out).filter((n) => n.startsWith(".#")), []);
+  }));
+});
+
+describe("pull: space", () => {
+  it("checks the room for the image before writing (size from Content-Length)", (t) => withServer(async () => {
+    const small = join(out, "small");
+    mkdirSync(small);
+    if (spawnSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", small]).status !== 0) {
+      t.skip("cannot mount a tmpfs here");
+      return;
+    }
+    try {
+      const dest = join(small, "os.raw");
+      await assert.rejects(pull(options(`${server.url}/os.raw`, dest, { verify: { kind: "no" } })),
+        /^Error: image needs 3\.5 MiB, only 1\.0 MiB is free on /);
+      assert.deepEqual(readdirSync(small), []);
+    } finally {
+      execFileSync("umount", [small]);
+    }
   }));
 });
