@@ -9,8 +9,8 @@ const USAGE = `Usage:
   netimport-generator NORMAL_DIR [EARLY_DIR LATE_DIR]
   netimport generator NORMAL_DIR [EARLY_DIR LATE_DIR]
   netimport pull [--type=raw|tar] [--verify=no|checksum|signature|sha256:HEX] [--keyring=FILE]
-                 [--mirror=URL]... [--ca-file=FILE] [--idle-timeout=SEC] [--retries=N]
-                 [--proxy=URL] [--no-proxy=HOSTS] [--ro] URL DEST
+                 [--mirror=URL]... [--ca-file=FILE] [--idle-timeout=SEC] [--retries=N] [--retry-delay=SEC]
+                 [--proxy=URL] [--no-proxy=HOSTS] [--progress-interval=SEC] [--ro] URL DEST
   netimport attach IMAGE [--link=PATH] [--partition=root|whole|N] [--rw]
   netimport boot-url
   netimport --help | --version
