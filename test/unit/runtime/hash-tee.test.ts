@@ -22,4 +22,15 @@ describe("createHashTee", () => {
     await pipeline(Readable.from([]), tee, new Writable({ write(_c, _e, cb) { cb(); } }));
     assert.equal(tee.digest(), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   });
+  it("hashes more than its in-flight limit correctly, in order, across batches", async () => {
+    const block = randomBytes(65536);
+    const chunks = Array.from({ length: 600 }, (_, i) => Buffer.concat([block.subarray(i % 97), block.subarray(0, i % 97)]));
+    const expected = createHash("sha256");
+    for (const c of chunks) expected.update(c);
+    const tee = createHashTee();
+    let seen = 0;
+    await pipeline(Readable.from(chunks), tee, new Writable({ highWaterMark: 1, write(c: Buffer, _e, cb) { seen += c.length; setImmediate(cb); } }));
+    assert.equal(seen, 600 * 65536);
+    assert.equal(tee.digest(), expected.digest("hex"));
+  });
 });
