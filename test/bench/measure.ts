@@ -1,5 +1,5 @@
 // Runs a command and measures it: wall time, exit status and (through GNU time) peak resident set size.
-import { spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,6 +14,17 @@ export type Run = {
   /** The last few KB of stderr, to explain a failure. */
   stderr: string;
 };
+
+const running = new Set<ChildProcess>();
+
+/** Kills the commands measure() is running (on SIGINT, so the tmpfs can be unmounted). */
+export async function killRunning(): Promise<void> {
+  const exits = [...running].map((child) => new Promise<void>((resolve) => {
+    child.once("close", () => resolve());
+    child.kill("SIGKILL");
+  }));
+  await Promise.all(exits);
+}
 
 export type RunOptions = { env?: NodeJS.ProcessEnv; peakRss?: boolean };
 
@@ -30,6 +41,8 @@ export async function measure(command: string, args: string[], options: RunOptio
   }
   const started = process.hrtime.bigint();
   const child = spawn(argv[0]!, argv.slice(1), { env: options.env ?? process.env, stdio: ["ignore", "ignore", "pipe"] });
+  running.add(child);
+  child.once("close", () => running.delete(child));
   let treePeakRss = 0;
   const sampler = options.peakRss && child.pid !== undefined
     ? setInterval((pid: number) => { treePeakRss = Math.max(treePeakRss, descendantsRss(pid)); }, 20, child.pid)

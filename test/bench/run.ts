@@ -22,6 +22,7 @@ import { startNginx, type Nginx } from "./nginx.ts";
 import { benchPull, renderPull, TOOLS, type PullContext, type PullData, type Tool } from "./pull-bench.ts";
 import type { Rendered } from "./report.ts";
 import { benchRss, renderRss, RSS_SIZES, RSS_VARIANTS, type RssData } from "./rss-bench.ts";
+import { killRunning } from "./measure.ts";
 import { mountTmpfs, type Tmpfs } from "./tmpfs.ts";
 
 const SECTIONS = ["generator", "pull", "rss"] as const;
@@ -138,6 +139,7 @@ async function runSections(options: Options): Promise<string[]> {
   let nginx: Nginx | undefined;
   let scratch: Tmpfs | undefined;
   const cleanUp = async () => {
+    await killRunning();
     await nginx?.stop();
     scratch?.unmount();
   };

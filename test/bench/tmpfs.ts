@@ -21,7 +21,8 @@ export function mountTmpfs(size: string): Tmpfs {
     },
     unmount: () => {
       if (!mounted) return;
-      execFileSync("umount", [path]);
+      // Lazily if busy (a killed tool's grandchild may still hold a file open): it goes when they exit.
+      try { execFileSync("umount", [path], { stdio: "ignore" }); } catch { execFileSync("umount", ["--lazy", path]); }
       mounted = false;
       rmSync(path, { recursive: true, force: true });
     },
