@@ -30,17 +30,18 @@ function countFiles(dir: string): number {
   return count;
 }
 
-function compressedSize(file: string, args: string[]): Promise<number> {
+/** Bytes of `command args… -c file` output (zstd or xz). */
+function compressedSize(file: string, command: string, args: string[]): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn("zstd", [...args, "-q", "-T2", "-c", file], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(command, [...args, "-q", "-T2", "-c", file], { stdio: ["ignore", "pipe", "inherit"] });
     let size = 0;
     child.stdout.on("data", (chunk: Buffer) => { size += chunk.length; });
     child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve(size) : reject(new Error(`zstd ${args.join(" ")} exited with ${code}`))));
+    child.on("close", (code) => (code === 0 ? resolve(size) : reject(new Error(`${command} ${args.join(" ")} exited with ${code}`))));
   });
 }
 
-type Sizes = { raw: number; zstd19: number; zstd15: number };
+type Sizes = { raw: number; zstd19: number; zstd15: number; xzDracut: number };
 
 /** Compressing ~100 MB at -19 takes a while, so sizes are cached by the file's hash. */
 async function compressedSizes(file: string, cacheDir: string): Promise<Sizes> {
@@ -49,8 +50,14 @@ async function compressedSizes(file: string, cacheDir: string): Promise<Sizes> {
   let cache: Record<string, Sizes> = {};
   try { cache = JSON.parse(readFileSync(cacheFile, "utf8")) as Record<string, Sizes>; } catch { /* none yet */ }
   const cached = cache[sha256];
-  if (cached) return cached;
-  const sizes = { raw: statSync(file).size, zstd19: await compressedSize(file, ["-19"]), zstd15: await compressedSize(file, ["-15"]) };
+  if (cached?.xzDracut !== undefined) return cached;
+  const sizes = {
+    raw: statSync(file).size,
+    zstd19: await compressedSize(file, "zstd", ["-19"]),
+    zstd15: await compressedSize(file, "zstd", ["-15"]),
+    // dracut's --xz
+    xzDracut: await compressedSize(file, "xz", ["--check=crc32", "--lzma2=dict=1MiB"]),
+  };
   writeFileSync(cacheFile, JSON.stringify({ ...cache, [sha256]: sizes }));
   return sizes;
 }
@@ -121,7 +128,7 @@ export async function benchGenerator({ repo, exe, cacheDir, runs, log }: Generat
     rmSync(scratch, { recursive: true, force: true });
   }
 
-  log("generator: compressing the executable and the stripped Node binary (zstd -19, -15; cached)");
+  log("generator: compressing the executable and the stripped Node binary (zstd -19, -15, xz; cached)");
   return {
     generatorSeconds: generatorTimes, nodeSeconds: nodeTimes, unitsWritten,
     executable: await compressedSizes(exe, cacheDir), node: await strippedNodeSizes(node, cacheDir), failures,
@@ -151,6 +158,7 @@ export function renderGenerator(data: GeneratorData): Rendered {
   }
   rows.push(["for reference: the pinned Node binary alone, stripped", mb(data.node.raw, 2), "", ""]);
   rows.push(["… `zstd -19` / `zstd -15`", `${mb(data.node.zstd19, 2)} / ${mb(data.node.zstd15, 2)}`, "", ""]);
+  rows.push(["for reference: `dist/netimport`, xz as dracut `--xz` (`--lzma2=dict=1MiB`)", mb(data.executable.xzDracut, 2), "", ""]);
   const markdown = `### Generator start-up and executable size\n\n${table(["measure", "value", "target", "result"], rows)}\n`;
   return { markdown, checks, failures: data.failures };
 }
