@@ -1,12 +1,15 @@
 // netimport's benchmarks, as ratios against native tools measured in the same run.
 //
-//   npm run bench                          build, then everything (~5 min with cached images)
+//   npm run bench                          build, then everything (~8–10 min on 2 busy cores once the
+//                                          images are cached; building them the first time takes
+//                                          ~25 min more, mostly `xz -6` of 3.25 GiB)
 //   node test/bench/run.ts generator       generator start-up vs `node -e 0`, executable size
 //   node test/bench/run.ts pull            1 GiB pulls: netimport vs curl | decoder vs systemd-pull
 //   node test/bench/run.ts rss             netimport's peak RSS at 256 MiB and 2 GiB
 //   node test/bench/run.ts report          re-render results.md from the saved measurements
 // Options: --runs=N (pulls of raw/gz/zst, default 3), --slow-runs=N (xz/bz2, default 1),
-//   --generator-runs=N (default 30), --tools=netimport,curl,systemd-pull, --formats=raw,gz,zst,xz,bz2
+//   --generator-runs=N (default 30), --tools=netimport,curl,systemd-pull,netimport-js,
+//   --formats=raw,gz,zst,xz,bz2
 //
 // Each section saves its measurements in .cache/bench/, so sections (and tool subsets) can be re-run
 // alone; results.md is rendered from all saved measurements. Nothing here asserts on time: targets are
