@@ -43,7 +43,8 @@ export async function ensureChroot(suite: Suite): Promise<string> {
  */
 export function inChroot(root: string, script: string, env: Record<string, string> = {}, binds: readonly string[] = []): string {
   const setup = [
-    'mount -t proc proc "$0/proc"', 'mount --rbind /sys "$0/sys"', 'mount --rbind /dev "$0/dev"',
+    // The chroot's / must be a mount point for sandboxing tools (mkosi-sandbox remounts it).
+    'mount --bind "$0" "$0"', 'mount -t proc proc "$0/proc"', 'mount --rbind /sys "$0/sys"', 'mount --rbind /dev "$0/dev"',
     'mount -t tmpfs tmpfs "$0/run"',
     ...binds.map((dir) => `mkdir -p "$0${dir}" && mount --rbind ${JSON.stringify(dir)} "$0${dir}"`),
     'exec chroot "$0" /bin/bash -euo pipefail -c "$1"',

@@ -1,0 +1,32 @@
+// Builds test/e2e/mkosi-example with trixie's mkosi inside the chroot (cached by the example's files and
+// the netimport executable). mkosi also writes the UKI's kernel and initrd as separate files.
+import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { cacheDir, debianMirror, distTree, e2eDir, repoRoot } from "./paths.ts";
+import { cacheKey, fileSha256, folderFingerprint, timed } from "./exec.ts";
+import { ensureChroot, inChroot } from "./chroot.ts";
+
+export type MkosiBuild = { uki: string; vmlinuz: string; initrd: string };
+
+/**
+ * The example's build outputs. The example's ExtraTrees= points at the repository's dist/tree.
+ * @example const { vmlinuz, initrd } = await ensureMkosiBuild()
+ */
+export async function ensureMkosiBuild(): Promise<MkosiBuild> {
+  const example = join(e2eDir, "mkosi-example");
+  const exe = join(repoRoot, "dist/tree/usr/lib/netimport/netimport");
+  if (!existsSync(exe)) throw new Error(`${exe} is missing: run \`npm run build\` first (the example uses dist/tree)`);
+  const dir = join(cacheDir, `mkosi-${cacheKey(folderFingerprint(example), fileSha256(exe), distTree)}`);
+  const outputs = { uki: join(dir, "netimport-boot.efi"), vmlinuz: join(dir, "netimport-boot.vmlinuz"), initrd: join(dir, "netimport-boot.initrd") };
+  if (existsSync(outputs.uki)) return outputs;
+  const chroot = await ensureChroot("trixie");
+  const partial = `${dir}.partial`;
+  rmSync(partial, { recursive: true, force: true });
+  mkdirSync(partial, { recursive: true });
+  // --local-mirror: only the main archive (this machine's mirror has no debian-debug suite).
+  await timed("mkosi build (mkosi-example)", () => inChroot(chroot,
+    `cd ${example} && mkosi --local-mirror=${debianMirror} --output-dir=${partial} ` +
+    `--cache-directory=${join(cacheDir, "mkosi-cache")} --workspace-directory=/var/tmp -f build`, {}, [repoRoot]));
+  renameSync(partial, dir);
+  return outputs;
+}
