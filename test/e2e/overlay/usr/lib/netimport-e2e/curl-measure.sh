@@ -7,7 +7,9 @@ done
 /usr/lib/netimport-e2e/mark.sh curl-start
 curl -sS --fail -o /dev/null -w 'NETIMPORT-E2E-CURL time_total=%{time_total} size=%{size_download}\n' "$url"
 /usr/lib/netimport-e2e/mark.sh curl-end
-# The same download written to tmpfs, as netimport writes /run/machines (for the report, not the verdict).
-curl -sS --fail -o /run/curl-download -w 'NETIMPORT-E2E-CURL-TO-RUN time_total=%{time_total} size=%{size_download}\n' "$url"
-rm -f /run/curl-download
+# The same download written to a tmpfs, as netimport writes its images (for the report, not the verdict);
+# its own tmpfs, since /run holds only 20 % of the memory.
+mkdir -p /run/e2e-curl && mount -t tmpfs -o size=90% tmpfs /run/e2e-curl
+curl -sS --fail -o /run/e2e-curl/download -w 'NETIMPORT-E2E-CURL-TO-RUN time_total=%{time_total} size=%{size_download}\n' "$url"
+umount /run/e2e-curl
 systemctl poweroff --force --force
