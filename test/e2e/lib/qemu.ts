@@ -84,7 +84,7 @@ export async function boot(options: BootOptions): Promise<BootResult> {
   stopFollowing();
   const seconds = (performance.now() - start) / 1000;
   let log = "";
-  try { log = readFileSync(logPath, "latin1"); } catch { /* qemu failed before writing */ }
+  try { log = readFileSync(logPath, "utf8"); } catch { /* qemu failed before writing */ }
   if (stderr.trim()) log += `\n[qemu stderr] ${stderr.trim()}\n`;
   const allLines = log.split(/\r?\n/);
   const lines = (match: string | RegExp): string[] =>
@@ -111,7 +111,8 @@ function follow(path: string, onLine: (line: string) => void): () => void {
     offset = data.length;
     const parts = partial.split(/\r?\n/);
     partial = final ? "" : parts.pop() ?? "";
-    for (const line of parts) onLine(line);
+    // Split as bytes (latin1), then read each whole line as the UTF-8 it is.
+    for (const line of parts) onLine(Buffer.from(line, "latin1").toString("utf8"));
   };
   const timer = setInterval(() => poll(false), 300);
   return () => { clearInterval(timer); poll(true); };
