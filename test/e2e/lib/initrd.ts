@@ -55,8 +55,7 @@ export async function ensureBaseInitrd(suite: Suite): Promise<{ path: string; ke
  * @example const { path, bytes } = await ensureNetimportLayer(15)
  */
 export async function ensureNetimportLayer(level = 3): Promise<{ path: string; bytes: number }> {
-  const exe = join(distTree, "usr/lib/netimport/netimport");
-  if (!existsSync(exe)) throw new Error(`${exe} is missing: run \`npm run build\` first`);
+  const exe = await waitForBuild(join(distTree, "usr/lib/netimport/netimport"));
   const key = cacheKey(fileSha256(exe), treeListing(distTree), String(level));
   const path = join(cacheDir, "initrd", `netimport-${key}-zstd${level}.cpio.zst`);
   if (!existsSync(path)) {
@@ -110,4 +109,17 @@ export function concatInitrd(layers: readonly string[], out: string): string {
 
 export function mib(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+/**
+ * Returns EXE once it exists. `npm run build` deletes dist/ before it writes it again, so a build that
+ * runs at the same moment (another terminal, another job) gets up to 60 s to finish.
+ */
+export async function waitForBuild(exe: string): Promise<string> {
+  for (let waited = 0; !existsSync(exe); waited += 2) {
+    if (waited >= 60) throw new Error(`${exe} is missing: run \`npm run build\` first`);
+    if (waited === 0) say(`${exe} is missing; waiting for a running build to finish`);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+  }
+  return exe;
 }

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { cacheDir, debianMirror, distTree, e2eDir, repoRoot } from "./paths.ts";
 import { cacheKey, fileSha256, folderFingerprint, timed } from "./exec.ts";
 import { ensureChroot, inChroot } from "./chroot.ts";
+import { waitForBuild } from "./initrd.ts";
 
 export type MkosiBuild = { uki: string; vmlinuz: string; initrd: string };
 
@@ -14,8 +15,8 @@ export type MkosiBuild = { uki: string; vmlinuz: string; initrd: string };
  */
 export async function ensureMkosiBuild(): Promise<MkosiBuild> {
   const example = join(e2eDir, "mkosi-example");
-  const exe = join(repoRoot, "dist/tree/usr/lib/netimport/netimport");
-  if (!existsSync(exe)) throw new Error(`${exe} is missing: run \`npm run build\` first (the example uses dist/tree)`);
+  // The example's ExtraTrees= names the repository's dist/tree.
+  const exe = await waitForBuild(join(repoRoot, "dist/tree/usr/lib/netimport/netimport"));
   const dir = join(cacheDir, `mkosi-${cacheKey(folderFingerprint(example), fileSha256(exe), distTree)}`);
   const outputs = { uki: join(dir, "netimport-boot.efi"), vmlinuz: join(dir, "netimport-boot.vmlinuz"), initrd: join(dir, "netimport-boot.initrd") };
   if (existsSync(outputs.uki)) return outputs;
