@@ -10,7 +10,7 @@ import { Transform, type TransformCallback } from "node:stream";
 import { Worker } from "node:worker_threads";
 
 const SLOT_SIZE = 1024 * 1024;
-const SLOTS = 16;
+const SLOTS = 4;
 
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");

@@ -7,7 +7,6 @@
 //   sha256:HEX the hash is pinned on the command line
 import { expectedHash } from "./checksum-file.ts";
 import { urlFileName } from "./mirrors.ts";
-import { findKeyring, readKeyring, verifyDetachedSignature } from "./signature.ts";
 
 export type VerifyMode =
   | { kind: "no" }
@@ -63,8 +62,11 @@ export async function expectImageHash(mode: VerifyMode, imageUrl: string, option
   if (mode.kind === "no") return undefined;
   if (mode.kind === "pinned") return { hash: mode.hash, source: "--verify=sha256:" };
   const fileName = decodeURIComponent(urlFileName(imageUrl));
-  const keys = mode.kind === "signature"
+  // openpgp.js costs ~20 MiB of memory and start-up time: loaded only when a signature is checked.
+  const signatures = mode.kind === "signature" ? await import("./signature.ts") : undefined;
+  const keys = signatures
     ? await (async () => {
+      const { findKeyring, readKeyring } = signatures;
       const path = findKeyring(options.keyring, options.defaultKeyrings);
       return { path, keys: await readKeyring(path) };
     })()
@@ -80,7 +82,7 @@ export async function expectImageHash(mode: VerifyMode, imageUrl: string, option
         const signature = await options.fetch(signatureUrl);
         tried.push(signatureUrl);
         if (!signature) continue;
-        await verifyDetachedSignature(sums.data, signature.data, signature.url, keys.keys, keys.path);
+        await signatures!.verifyDetachedSignature(sums.data, signature.data, signature.url, keys.keys, keys.path);
         signed = true;
         break;
       }
