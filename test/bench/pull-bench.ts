@@ -194,7 +194,11 @@ function cell(data: PullData, tool: Tool, format: Format): string {
   if (tool === "systemd-pull" && data.systemdPullDecodes[format] === false) return "unsupported";
   if (!result) return "not run";
   if (result.error) return "FAILED";
-  return number(throughput(data, tool, format));
+  const value = number(throughput(data, tool, format));
+  if (result.seconds.length < 2) return value;
+  // The range shows how much the machine's other load moved the runs.
+  const rates = result.seconds.map((seconds) => data.imageSize / MB / seconds);
+  return `${value} (${number(Math.min(...rates))}–${number(Math.max(...rates))})`;
 }
 
 /** The throughput table and the allocation table, with PASS/MISS against the targets. */
@@ -253,7 +257,7 @@ export function renderPull(data: PullData): Rendered {
 
 A ${size} disk-like image (${describeMix()}, in extents of 4 KiB–4 MiB),
 served by nginx on 127.0.0.1, written to a tmpfs; MB/s (10^6 bytes) of decoded image per second of
-wall time, median of the runs. Compressed with \`gzip -6\`, \`zstd -3\`, \`xz -6\`, \`bzip2 -9\`.
+wall time, median of the runs (lowest–highest in brackets). Compressed with \`gzip -6\`, \`zstd -3\`, \`xz -6\`, \`bzip2 -9\`.
 \`netimport pull --verify=no URL DEST\`; \`curl -sS URL | DECODER -dc > FILE\` (\`curl -o\` for raw);
 \`systemd-pull raw --verify=no --image-root=TMPFS URL NAME\` (systemd 252; it also copies its
 download cache file to NAME.raw, as it always does). netimport decodes gz and zst with Node's zlib
