@@ -39,12 +39,16 @@ for (const [size, path] of [[64, served.bench64], [512, served.bench512]] as con
 
     const curlSeconds = curlEnd - curlStart;
     const pullSeconds = pullEnd - pullStart;
-    const overhead = (switchRoot - curlEnd) / curlEnd;
+    // Both boots are the same up to network-online, but that part jitters by seconds between boots on a
+    // loaded machine; so compare from the download's start: netimport's pull + attach + mount + switch-root
+    // against curl's download, relative to the whole curl boot (kernel start → curl done).
+    const overhead = ((switchRoot - pullStart) - curlSeconds) / curlEnd;
     say(`MEASURED ${size} MiB: kernel start → switch-root ${switchRoot.toFixed(2)} s with netimport; ` +
       `kernel start → curl done ${curlEnd.toFixed(2)} s; download alone: netimport ${pullSeconds.toFixed(2)} s ` +
       `(${(size / pullSeconds).toFixed(0)} MiB/s) vs curl ${curlSeconds.toFixed(2)} s (${(size / curlSeconds).toFixed(0)} MiB/s); ` +
-      `boot overhead ${(overhead * 100).toFixed(1)} %; ${curlLine.trim()}; ${(curl.lines("NETIMPORT-E2E-CURL-TO-RUN")[0] ?? "").trim()}`);
+      `download start → switch-root ${(switchRoot - pullStart).toFixed(2)} s; boot overhead ${(overhead * 100).toFixed(1)} %; ${curlLine.trim()}; ${(curl.lines("NETIMPORT-E2E-CURL-TO-RUN")[0] ?? "").trim()}`);
     assert.ok(overhead <= maxOverhead,
-      `netimport's boot to switch-root (${switchRoot.toFixed(2)} s) is ${(overhead * 100).toFixed(1)} % slower than curl's download (${curlEnd.toFixed(2)} s)`);
+      `netimport's boot to switch-root is ${(overhead * 100).toFixed(1)} % slower than a boot that only downloads with curl ` +
+      `(download start → switch-root ${(switchRoot - pullStart).toFixed(2)} s vs curl ${curlSeconds.toFixed(2)} s; curl boot ${curlEnd.toFixed(2)} s)`);
   });
 }
