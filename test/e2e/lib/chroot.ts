@@ -2,7 +2,7 @@
 import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { cacheDir, debianMirror } from "./paths.ts";
-import { cacheKey, run, say, timed } from "./exec.ts";
+import { cacheKey, run, timed } from "./exec.ts";
 
 /** The suites the boot tests build initrds from, with the systemd each one ships. */
 export type Suite = "trixie" | "bookworm";
