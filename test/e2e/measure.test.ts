@@ -46,7 +46,7 @@ for (const [size, path] of [[64, served.bench64], [512, served.bench512]] as con
     say(`MEASURED ${size} MiB: kernel start → switch-root ${switchRoot.toFixed(2)} s with netimport; ` +
       `kernel start → curl done ${curlEnd.toFixed(2)} s; download alone: netimport ${pullSeconds.toFixed(2)} s ` +
       `(${(size / pullSeconds).toFixed(0)} MiB/s) vs curl ${curlSeconds.toFixed(2)} s (${(size / curlSeconds).toFixed(0)} MiB/s); ` +
-      `download start → switch-root ${(switchRoot - pullStart).toFixed(2)} s; boot overhead ${(overhead * 100).toFixed(1)} %; ${curlLine.trim()}; ${(curl.lines("NETIMPORT-E2E-CURL-TO-RUN")[0] ?? "").trim()}`);
+      `download start → switch-root ${(switchRoot - pullStart).toFixed(2)} s; boot overhead ${(overhead * 100).toFixed(1)} %; ${curlLine.trim()}; ${(curl.lines("NETIMPORT-E2E-CURL-TO-RUN")[0] ?? "").trim()}; ${(curl.lines("NETIMPORT-E2E-CURL-SHA256")[0] ?? "").trim()}`);
     assert.ok(overhead <= maxOverhead,
       `netimport's boot to switch-root is ${(overhead * 100).toFixed(1)} % slower than a boot that only downloads with curl ` +
       `(download start → switch-root ${(switchRoot - pullStart).toFixed(2)} s vs curl ${curlSeconds.toFixed(2)} s; curl boot ${curlEnd.toFixed(2)} s)`);

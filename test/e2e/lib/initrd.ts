@@ -13,7 +13,7 @@ import { ensureKernel, installKernelModules, type Kernel } from "./kernel.ts";
 
 const moduleDir = join(e2eDir, "dracut", "95netimport");
 const drivers = "virtio_pci virtio_net virtio_blk loop ext4 erofs squashfs efivarfs";
-const extraTools = "curl sed cat";
+const extraTools = "curl sed cat sha256sum";
 
 function dracutModules(chroot: string): string {
   const wanted = ["systemd", "systemd-initrd", "systemd-networkd", "systemd-udevd", "systemd-journald",
