@@ -1,7 +1,8 @@
 // The raw image sink: writes a new file, leaving all-zero 4 KiB blocks as holes. Data is staged in 4 MiB
 // slices aligned to the file offset; each slice is scanned block by block with memcmp against a zero
-// block, and the runs of non-zero blocks go out with one positional write each. The final size is set
-// with ftruncate, so trailing zeros cost nothing either.
+// block, and the runs of non-zero blocks go out with one positional write each. Two slices alternate,
+// so one is written while the next fills: the download never waits for the disk unless the disk is
+// the slower of the two. The final size is set with ftruncate, so trailing zeros cost nothing either.
 import { constants } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { Writable } from "node:stream";
@@ -42,37 +43,49 @@ export interface SparseFileSinkOptions {
  */
 export function createSparseFileSink(path: string, options: SparseFileSinkOptions = {}): SparseFileSink {
   let file: FileHandle | undefined;
-  const slice = Buffer.allocUnsafe(SLICE);
-  let filled = 0;         // bytes staged in `slice`
-  let sliceOffset = 0;    // file offset of slice[0], always a multiple of BLOCK
+  const slices = [Buffer.allocUnsafe(SLICE), Buffer.allocUnsafe(SLICE)];
+  let slice = slices[0]!;  // the slice being filled
+  let filled = 0;          // bytes staged in `slice`
+  let sliceOffset = 0;     // file offset of slice[0], always a multiple of BLOCK
+  let flushing: Promise<void> | undefined; // the other slice, on its way to the file
   let received = 0;
   let dataBytes = 0;
   let result: SparseFileResult | undefined;
 
   const fail = (error: unknown) => explainWriteError(error, path, received);
 
-  /** Writes the non-zero block runs of slice[0, length). */
-  async function flushSlice(length: number): Promise<void> {
+  /** Writes the non-zero block runs of buffer[0, length) at file offset `offset`. */
+  async function flushSlice(buffer: Buffer, offset: number, length: number): Promise<void> {
     let runStart = -1;
     for (let at = 0; at < length; at += BLOCK) {
       const n = Math.min(BLOCK, length - at);
-      const zero = slice.compare(ZERO_BLOCK, 0, n, at, at + n) === 0;
+      const zero = buffer.compare(ZERO_BLOCK, 0, n, at, at + n) === 0;
       if (!zero && runStart < 0) runStart = at;
       if (zero && runStart >= 0) {
-        await writeAll(runStart, at);
+        await writeAll(buffer, offset, runStart, at);
         runStart = -1;
       }
     }
-    if (runStart >= 0) await writeAll(runStart, length);
+    if (runStart >= 0) await writeAll(buffer, offset, runStart, length);
   }
 
-  async function writeAll(from: number, to: number): Promise<void> {
+  async function writeAll(buffer: Buffer, offset: number, from: number, to: number): Promise<void> {
     let at = from;
     while (at < to) {
-      const { bytesWritten } = await file!.write(slice, at, to - at, sliceOffset + at);
+      const { bytesWritten } = await file!.write(buffer, at, to - at, offset + at);
       at += bytesWritten;
     }
     dataBytes += to - from;
+  }
+
+  /** Sends the full slice to the file in the background and switches to the other one. */
+  async function rotate(): Promise<void> {
+    if (flushing) await flushing;
+    flushing = flushSlice(slice, sliceOffset, SLICE);
+    flushing.catch(() => {}); // awaited (and rethrown) by the next rotate() or by final()
+    slice = slice === slices[0] ? slices[1]! : slices[0]!;
+    sliceOffset += SLICE;
+    filled = 0;
   }
 
   const sink = new Writable({
@@ -89,18 +102,15 @@ export function createSparseFileSink(path: string, options: SparseFileSinkOption
           chunk.copy(slice, filled, at, at + n);
           filled += n;
           at += n;
-          if (filled === SLICE) {
-            await flushSlice(SLICE);
-            sliceOffset += SLICE;
-            filled = 0;
-          }
+          if (filled === SLICE) await rotate();
         }
         received += chunk.length;
       })().then(() => callback(), (error) => callback(fail(error)));
     },
     final(callback) {
       (async () => {
-        await flushSlice(filled);
+        if (flushing) await flushing;
+        await flushSlice(slice, sliceOffset, filled);
         await file!.truncate(received);
         if (options.fsync) await file!.sync();
         const stat = await file!.stat();
@@ -113,7 +123,8 @@ export function createSparseFileSink(path: string, options: SparseFileSinkOption
       const handle = file;
       file = undefined;
       if (!handle) return callback(error);
-      handle.close().then(() => callback(error), () => callback(error));
+      // Let a background write finish before closing the file it writes to.
+      Promise.resolve(flushing).catch(() => {}).then(() => handle.close()).then(() => callback(error), () => callback(error));
     },
   });
   Object.defineProperties(sink, {
