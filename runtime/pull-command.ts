@@ -2,7 +2,8 @@
 // Exit 0 only when DEST holds the complete verified image; every failure is one line on stderr
 // starting with "netimport: " (exit 1); usage errors exit 2.
 import { resolve } from "node:path";
-import { inferImageType, type ImageType } from "./image-type.ts";
+import type { ImageType } from "../generator/import-request.ts";
+import { inferImageType } from "../generator/url.ts";
 import { pull, type PullOptions } from "./pull.ts";
 import { parseVerifyMode } from "./verify.ts";
 

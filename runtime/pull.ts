@@ -14,7 +14,7 @@ import { openFileSource, readSmallFile } from "./file-source.ts";
 import { createHashTee } from "./hash-tee.ts";
 import { createDispatcher } from "./http-dispatcher.ts";
 import { fetchSmallFile, openHttpSource, type OpenedSource, type TransferOptions } from "./http-source.ts";
-import type { ImageType } from "./image-type.ts";
+import type { ImageType } from "../generator/import-request.ts";
 import { createProgressMeter } from "./progress.ts";
 import { ensureSpace } from "./ram-space.ts";
 import { createSparseFileSink } from "./sparse-file-sink.ts";
