@@ -121,10 +121,31 @@ interface Implementation {
 
 const NATIVE: Record<Exclude<Compression, "none">, [string, string[]]> = {
   gzip: ["gzip", ["-dc"]],
-  zstd: ["zstd", ["-dcq"]],
+  zstd: ["zstd", ["-dcq", "--sparse"]],
   xz: ["xz", ["-dc", "-T0"]], // -T0: multi-block files (xz -T) decode on all cores
   bzip2: ["bzip2", ["-dc"]],
 };
+
+/** Binaries that decode into a regular file and leave its zero runs as holes by themselves. */
+const SPARSE_FILE_WRITERS: Partial<Record<Compression, [string, string[]]>> = {
+  zstd: ["zstd", ["-dcq", "--sparse"]],
+  xz: ["xz", ["-dc", "-T0"]],
+};
+
+/**
+ * The system decoder that can write a `compression` stream straight into a sparse image file, when
+ * it is installed and `preference` allows binaries (see createNativeFileDecoder).
+ *
+ * ```ts
+ * sparseFileDecoder("zstd"); // { command: "/usr/bin/zstd", args: ["-dcq", "--sparse"] }, or undefined
+ * ```
+ */
+export function sparseFileDecoder(compression: Compression, preference: DecoderOptions["implementation"] = "auto"): { command: string; args: string[] } | undefined {
+  const writer = SPARSE_FILE_WRITERS[compression];
+  if (!writer || preference === "js") return undefined;
+  const command = findExecutable(writer[0]);
+  return command ? { command, args: writer[1] } : undefined;
+}
 
 function chooseImplementation(compression: Compression, preference: "auto" | "js" | "native"): Implementation {
   if (compression === "none") return { kind: "none", run: (input) => input };

@@ -23,6 +23,7 @@ export function findExecutable(name: string, path = process.env.PATH || DEFAULT_
   return undefined;
 }
 
+const FULL_READ = 64 * 1024;
 const TRUNCATED = /unexpected end|ends unexpectedly|truncated|premature end|incomplete/i;
 
 /**
@@ -38,7 +39,7 @@ export async function* throughProcess(input: AsyncIterable<Uint8Array>, command:
   let stderr = "";
   child.stderr.setEncoding("utf8");
   child.stderr.on("data", (text: string) => { stderr = (stderr + text).slice(-4000); });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
+  const exited = new Promise<ExitStatus>((resolve) => {
     child.on("error", (error) => resolve({ code: null, signal: null, error }));
     child.on("close", (code, signal) => resolve({ code, signal }));
   });
@@ -49,18 +50,34 @@ export async function* throughProcess(input: AsyncIterable<Uint8Array>, command:
   });
   let finished = false;
   try {
-    for await (const chunk of child.stdout) yield chunk as Buffer;
+    for await (const chunk of child.stdout) {
+      yield chunk as Buffer;
+      // bzip2 and xz write 4 KiB at a time: reading as fast as they write runs every later stage 16
+      // times per 64 KiB (a fifth of bzip2's own speed). After a short read, give the decoder a moment
+      // to fill the pipe (~200 KiB, 6 ms of bzip2's output), so the next read comes back full.
+      if ((chunk as Buffer).length < FULL_READ) await new Promise((resolve) => setTimeout(resolve, 1));
+    }
     finished = true;
   } finally {
     if (!finished && child.exitCode === null) child.kill("SIGKILL");
   }
   const [status] = await Promise.all([exited, fed]);
   if (inputError) throw inputError;
-  if (status.error) throw new Error(`${format} decoder ${command} could not run: ${status.error.message}`);
-  if (status.code !== 0) {
-    // The first line carries the reason (bzip2 follows it with a page of advice).
-    const detail = stderr.trim().split("\n")[0]?.trim().replace(/;$/, "") || `exit status ${status.code ?? status.signal}`;
-    const what = TRUNCATED.test(detail) ? "truncated" : "corrupt";
-    throw new Error(`${format} stream is ${what}: ${detail}`);
-  }
+  const failure = describeExit(format, command, status, stderr);
+  if (failure) throw failure;
+}
+
+export interface ExitStatus { code: number | null; signal: NodeJS.Signals | null; error?: Error }
+
+/**
+ * Why a system decoder failed, as "<format> stream is corrupt: <stderr>" or "… is truncated: <stderr>";
+ * undefined when it exited 0.
+ */
+export function describeExit(format: string, command: string, status: ExitStatus, stderr: string): Error | undefined {
+  if (status.error) return new Error(`${format} decoder ${command} could not run: ${status.error.message}`);
+  if (status.code === 0) return undefined;
+  // The first line carries the reason (bzip2 follows it with a page of advice).
+  const detail = stderr.trim().split("\n")[0]?.trim().replace(/;$/, "") || `exit status ${status.code ?? status.signal}`;
+  const what = TRUNCATED.test(detail) ? "truncated" : "corrupt";
+  return new Error(`${format} stream is ${what}: ${detail}`);
 }

@@ -1,13 +1,13 @@
 // `netimport pull`, composed: settle the expected hash (small files first), then
-//   source → hash tee → progress → decoder → sink (sparse file | tar unpack) into a hidden temporary,
+//   source → hash tee → progress → decoder → sink (sparse file | tar unpack) into a hidden temporary
+//   (for zstd and xz with the system's binary at hand: source → hash tee → progress → binary → file),
 // then verify → rename into place. Any failure removes the temporary; DEST only ever holds a
 // complete, verified image.
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import { pipeline } from "node:stream/promises";
-import type { Writable } from "node:stream";
-import { createDecoder, type Compression } from "./decoder.ts";
-import { createDeferredSink } from "./deferred-sink.ts";
+import { createDecoder, detectCompression, sparseFileDecoder, type Compression } from "./decoder.ts";
+import { createDeferredSink, type SinkStages } from "./deferred-sink.ts";
 import { makeReadOnly, moveIntoPlace, readStoredEtag, removePath, storeEtag, temporaryPath } from "./destination.ts";
 import type { DnsPaths } from "./dns-fallback.ts";
 import { openFileSource, readSmallFile } from "./file-source.ts";
@@ -15,9 +15,11 @@ import { createHashTee } from "./hash-tee.ts";
 import { createDispatcher } from "./http-dispatcher.ts";
 import { fetchSmallFile, openHttpSource, type OpenedSource, type TransferOptions } from "./http-source.ts";
 import type { ImageType } from "../generator/import-request.ts";
+import { createNativeFileDecoder } from "./native-file-decoder.ts";
 import { createProgressMeter } from "./progress.ts";
 import { ensureSpace } from "./ram-space.ts";
 import { createSparseFileSink } from "./sparse-file-sink.ts";
+import { zstdFrameContentSize } from "./zstd-frames.ts";
 import { checkImageHash, expectImageHash, type SmallFileFetcher, type VerifyMode } from "./verify.ts";
 
 export interface PullOptions {
@@ -42,6 +44,8 @@ export interface PullOptions {
   /** Informational lines (progress, retries); default stdout. */
   info?: (line: string) => void;
   dnsPaths?: DnsPaths;
+  /** Which decoders: "auto" (default) uses the system's zstd/xz/bzip2 when installed, "js" never spawns one. */
+  decoders?: "auto" | "js";
 }
 
 export type PullResult =
@@ -86,19 +90,17 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     const temp = temporaryPath(options.dest);
     try {
       const tee = createHashTee();
-      let sizeHint: number | undefined;
-      let compression: Compression | undefined;
-      const decoder = createDecoder({ onSizeHint: (bytes) => (sizeHint = bytes), onDetect: (c) => (compression = c) });
-      const sink = createDeferredSink(async () => {
-        const size = sizeHint ?? (compression === "none" ? source.size : undefined);
+      const sink = createDeferredSink(async (head) => {
+        const compression = detectCompression(head);
+        const size = compression === "zstd" ? zstdFrameContentSize(head) : compression === "none" ? source.size : undefined;
         await ensureSpace(dirname(options.dest), size);
         await mkdir(dirname(options.dest), { recursive: true });
-        return openSink(options.type, temp);
+        return openImageSink(options.type, compression, temp, options.decoders ?? "auto");
       });
       const progress = createProgressMeter({
         total: source.size, intervalSeconds: options.progressIntervalSeconds, url: () => source.url, write: info,
       });
-      await pipeline(source.body, tee, progress, decoder, sink, { signal: options.signal });
+      await pipeline(source.body, tee, progress, sink, { signal: options.signal });
       checkImageHash(tee.digest(), expected, source.url);
       if (options.readOnly) await makeReadOnly(temp);
       await moveIntoPlace(temp, options.dest);
@@ -113,10 +115,16 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   }
 }
 
-async function openSink(type: ImageType, temp: string): Promise<Writable> {
-  if (type === "raw") return createSparseFileSink(temp);
+/** Where the served bytes go: decoded (by a system binary straight into the file when it can) into a sparse file or a folder. */
+async function openImageSink(type: ImageType, compression: Compression, temp: string, decoders: "auto" | "js"): Promise<SinkStages> {
+  if (type === "raw") {
+    if (compression === "none") return createSparseFileSink(temp);
+    const native = sparseFileDecoder(compression, decoders);
+    if (native) return createNativeFileDecoder({ ...native, format: compression, path: temp });
+    return [createDecoder({ implementation: decoders }), createSparseFileSink(temp)];
+  }
   // Loaded only for tar images: raw pulls never evaluate the tar code.
   const { createTarUnpackSink } = await import("./tar-unpack-sink.ts");
   await mkdir(temp, { mode: 0o755 });
-  return createTarUnpackSink(temp);
+  return [createDecoder({ implementation: decoders }), createTarUnpackSink(temp)];
 }

@@ -9,6 +9,8 @@ import { fetchSmallFile, openHttpSource, type TransferOptions } from "../../../r
 import { startFixtureServer, type FixtureServer } from "../../support/http-fixture-server.ts";
 
 const FILE = randomBytes(1 << 20);
+/** Larger than everything that buffers ahead of a consumer (socket, undici, the body's high water mark). */
+const BIG = Buffer.concat(Array.from({ length: 16 }, () => FILE));
 
 async function readAll(url: string, options: Partial<TransferOptions> & { ifNoneMatch?: string } = {}): Promise<Buffer> {
   const source = await openHttpSource(url, { dispatcher, idleTimeoutMs: 1000, backoff: { baseMs: 10, capMs: 50 }, ...options });
@@ -27,6 +29,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), "netimport-http-"));
   writeFileSync(join(dir, "image.raw"), FILE);
   writeFileSync(join(dir, "small.txt"), "hello\n");
+  writeFileSync(join(dir, "big.raw"), BIG);
   server = await startFixtureServer({ root: dir });
   dispatcher = new Agent({ headersTimeout: 1000, bodyTimeout: 0 });
 });
@@ -112,6 +115,19 @@ describe("openHttpSource", () => {
     assert.ok(Date.now() - started >= 450);
     assert.deepEqual(server.log.map((e) => e.range), [undefined, "bytes=300000-"]);
     server.behave("/image.raw", undefined);
+  });
+
+  it("does not count the consumer's own pauses as idle time", async () => {
+    server.log.length = 0;
+    const source = await openHttpSource(`${server.url}/big.raw`, { dispatcher, idleTimeoutMs: 200, backoff: { baseMs: 10, capMs: 50 } });
+    if (source.notModified) throw new Error("unreachable");
+    const chunks: Buffer[] = [];
+    for await (const chunk of source.body) {
+      chunks.push(chunk as Buffer);
+      if (chunks.length === 1) await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    assert.ok(Buffer.concat(chunks).equals(BIG));
+    assert.deepEqual(server.log.map((e) => e.range), [undefined], "one request, no idle timeout and resume");
   });
 
   it("fails when the body is shorter than Content-Length and cannot be completed", async () => {
