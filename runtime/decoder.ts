@@ -121,7 +121,7 @@ interface Implementation {
 
 const NATIVE: Record<Exclude<Compression, "none">, [string, string[]]> = {
   gzip: ["gzip", ["-dc"]],
-  zstd: ["zstd", ["-dcq", "--sparse"]],
+  zstd: ["zstd", ["-dcq"]],
   xz: ["xz", ["-dc", "-T0"]], // -T0: multi-block files (xz -T) decode on all cores
   bzip2: ["bzip2", ["-dc"]],
 };
