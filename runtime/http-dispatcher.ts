@@ -3,7 +3,7 @@
 // response headers, and the DNS fallback for initrds without resolv.conf.
 import { readFileSync } from "node:fs";
 import { rootCertificates } from "node:tls";
-import { Agent, EnvHttpProxyAgent, type Dispatcher } from "undici";
+import { Agent, EnvHttpProxyAgent, type Dispatcher } from "./undici-core.ts";
 import { createServerLookup, DEFAULT_DNS_PATHS, fallbackDnsServers, type DnsPaths } from "./dns-fallback.ts";
 
 export interface DispatcherOptions {

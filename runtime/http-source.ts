@@ -4,7 +4,7 @@
 // and mirrors tried in order. 404/410/403 move on to the next mirror at once; 5xx and network
 // errors are retried on the same URL first.
 import { Readable } from "node:stream";
-import { request, type Dispatcher } from "undici";
+import { request, type Dispatcher, type ResponseData } from "./undici-core.ts";
 import { backoffDelay, sleep, type BackoffPolicy } from "./backoff.ts";
 import { candidateUrls } from "./mirrors.ts";
 
@@ -80,7 +80,7 @@ interface Response {
   url: string;
   statusCode: number;
   headers: Record<string, string | string[] | undefined>;
-  body: Dispatcher.ResponseData["body"];
+  body: ResponseData["body"];
 }
 
 /** What the server said about the file when the transfer started. */

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, request as httpRequest, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { connect, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -29,7 +29,7 @@ function makeCertificates(): { ca: string; key: string; cert: string } {
   return { ca: join(dir, "ca.pem"), key: readFileSync(join(dir, "server.key"), "utf8"), cert: readFileSync(join(dir, "server.pem"), "utf8") };
 }
 
-/** A forwarding HTTP proxy (absolute-form requests) that records what it forwarded. */
+/** A forwarding HTTP proxy (absolute-form requests, and CONNECT tunnels for HTTPS) that records what it forwarded. */
 async function startProxy(): Promise<{ server: Server; url: string; seen: string[] }> {
   const seen: string[] = [];
   const server = createServer((req, res) => {
@@ -40,6 +40,18 @@ async function startProxy(): Promise<{ server: Server; url: string; seen: string
     });
     upstream.on("error", () => res.destroy());
     req.pipe(upstream);
+  });
+  server.on("connect", (req, client: Socket, head: Buffer) => {
+    seen.push(`CONNECT ${req.url}`);
+    const [host, port] = (req.url ?? "").split(":");
+    const upstream = connect(Number(port), host!, () => {
+      client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+      upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    upstream.on("error", () => client.destroy());
+    client.on("error", () => upstream.destroy());
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
@@ -104,6 +116,20 @@ describe("createDispatcher: proxy", () => {
       await fetchSmallFile(`${http.url}/hello.txt`, { dispatcher: bypassed });
       await bypassed.destroy();
       assert.equal(proxy.seen.length, 1);
+    } finally {
+      proxy.server.closeAllConnections();
+      proxy.server.close();
+    }
+  });
+
+  it("tunnels HTTPS through --proxy with CONNECT", async () => {
+    const proxy = await startProxy();
+    try {
+      const proxied = createDispatcher({ idleTimeoutMs: 2000, proxy: proxy.url, caFile: ca });
+      const got = await fetchSmallFile(`${https.url}/hello.txt`, { dispatcher: proxied });
+      await proxied.destroy();
+      assert.equal(got?.data.toString(), "hello over the wire\n");
+      assert.deepEqual(proxy.seen, [`CONNECT ${new URL(https.url).host}`]);
     } finally {
       proxy.server.closeAllConnections();
       proxy.server.close();
