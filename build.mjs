@@ -60,6 +60,11 @@ writeFileSync(seaConfig, JSON.stringify({
   disableExperimentalSEAWarning: true,
   useCodeCache: true,
   useSnapshot: false,
+  // A 1 MiB young generation: a pull allocates a 64 KiB ArrayBuffer per socket read and almost no
+  // other JS objects, so with the default (16 MiB+) semi-space the dead buffers pile up until an
+  // external-memory GC. Scavenging often frees them as they die: 1 GiB raw pull peak RSS 132 MiB
+  // instead of 166, and 1.3 s instead of 1.7 (buffers come back warm from malloc).
+  execArgv: ["--max-semi-space-size=1"],
 }));
 run(nodeBinary, ["--experimental-sea-config", seaConfig]);
 
