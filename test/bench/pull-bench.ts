@@ -83,6 +83,7 @@ export type PullOutcome = { run: Run; output: string; error?: string };
  */
 export async function pullOnce(context: PullContext, tool: Tool, format: Format, size: number, options: { peakRss?: boolean } = {}): Promise<PullOutcome> {
   context.scratch.clear();
+  context.scratch.prefault(size);
   mkdirSync(join(context.scratch.path, "machines"));
   const url = `${context.baseUrl}/${imageFile(size, format)}`;
   const { argv, output } = pullCommand(tool, format, url, context.scratch.path, context.exe);
