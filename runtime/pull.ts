@@ -1,13 +1,15 @@
-// `netimport pull`, composed: settle the expected hash (small files first), then
-//   source → hash tee → progress → decoder → sink (sparse file | tar unpack) into a hidden temporary
-//   (for zstd and xz with the system's binary at hand: source → hash tee → progress → binary → file),
+// `netimport pull`, composed: settle the expected hash (small files first), peek at the image's
+// first bytes (compression, announced size → room check), then into a hidden temporary
+//   source → hash tee → progress → decoder → sink (sparse file | tar unpack)
+//   source → hash tee → progress → zstd/xz binary → file      (raw, with the system's binary at hand)
+//   source → progress → sparse file sink that also hashes      (raw, uncompressed)
 // then verify → rename into place. Any failure removes the temporary; DEST only ever holds a
 // complete, verified image.
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
+import type { Duplex, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createDecoder, detectCompression, sparseFileDecoder, type Compression } from "./decoder.ts";
-import { createDeferredSink, type SinkStages } from "./deferred-sink.ts";
 import { makeReadOnly, moveIntoPlace, readStoredEtag, removePath, storeEtag, temporaryPath } from "./destination.ts";
 import type { DnsPaths } from "./dns-fallback.ts";
 import { openFileSource, readSmallFile } from "./file-source.ts";
@@ -16,6 +18,7 @@ import { createDispatcher } from "./http-dispatcher.ts";
 import { fetchSmallFile, openHttpSource, type OpenedSource, type TransferOptions } from "./http-source.ts";
 import type { ImageType } from "../generator/import-request.ts";
 import { createNativeFileDecoder } from "./native-file-decoder.ts";
+import { peekHead } from "./peek-head.ts";
 import { createProgressMeter } from "./progress.ts";
 import { ensureSpace } from "./ram-space.ts";
 import { createSparseFileSink } from "./sparse-file-sink.ts";
@@ -89,24 +92,25 @@ export async function pull(options: PullOptions): Promise<PullResult> {
 
     const temp = temporaryPath(options.dest);
     try {
-      const tee = createHashTee();
-      const sink = createDeferredSink(async (head) => {
-        const compression = detectCompression(head);
-        const size = compression === "zstd" ? zstdFrameContentSize(head) : compression === "none" ? source.size : undefined;
-        await ensureSpace(dirname(options.dest), size);
-        await mkdir(dirname(options.dest), { recursive: true });
-        return openImageSink(options.type, compression, temp, options.decoders ?? "auto");
-      });
+      const { head, stream: body } = await peekHead(source.body);
+      const compression = detectCompression(head);
+      const size = compression === "zstd" ? zstdFrameContentSize(head) : compression === "none" ? source.size : undefined;
+      await ensureSpace(dirname(options.dest), size);
+      await mkdir(dirname(options.dest), { recursive: true });
       const progress = createProgressMeter({
         total: source.size, intervalSeconds: options.progressIntervalSeconds, url: () => source.url, write: info,
       });
-      await pipeline(source.body, tee, progress, sink, { signal: options.signal });
-      checkImageHash(tee.digest(), expected, source.url);
+      const image = await openImageSink(options.type, compression, temp, options.decoders ?? "auto", progress);
+      await pipeline([body, ...image.stages], { signal: options.signal });
+      const sha256 = image.sha256();
+      checkImageHash(sha256, expected, source.url);
       if (options.readOnly) await makeReadOnly(temp);
       await moveIntoPlace(temp, options.dest);
       await storeEtag(options.dest, source.etag);
-      return { status: "pulled", url: source.url, bytes: tee.bytes, sha256: tee.digest() };
+      return { status: "pulled", url: source.url, bytes: image.bytes(), sha256 };
     } catch (error) {
+      // Failing before the pipeline took the body (no room, say): stop the transfer here.
+      source.body.destroy();
       await removePath(temp);
       throw options.signal?.aborted ? options.signal.reason : error;
     }
@@ -115,16 +119,32 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   }
 }
 
-/** Where the served bytes go: decoded (by a system binary straight into the file when it can) into a sparse file or a folder. */
-async function openImageSink(type: ImageType, compression: Compression, temp: string, decoders: "auto" | "js"): Promise<SinkStages> {
+/** The stages after the source, and where the SHA-256 of the bytes as served comes from. */
+interface ImageStages {
+  stages: [Duplex, ...(Duplex | Writable)[]];
+  sha256(): string;
+  bytes(): number;
+}
+
+/**
+ * Where the served bytes go: hashed, then decoded (by a system binary straight into the file when it
+ * can) into a sparse file or a folder. An uncompressed raw image is hashed by the sparse sink itself,
+ * on the thread that writes it (sparse-file-sink.ts): the bytes as served are the bytes written.
+ */
+async function openImageSink(type: ImageType, compression: Compression, temp: string, decoders: "auto" | "js", progress: Duplex): Promise<ImageStages> {
+  if (type === "raw" && compression === "none") {
+    const sink = createSparseFileSink(temp, { hash: true });
+    return { stages: [progress, sink], sha256: () => sink.result!.sha256!, bytes: () => sink.bytesWritten };
+  }
+  const tee = createHashTee();
+  const hashed = { sha256: () => tee.digest(), bytes: () => tee.bytes };
   if (type === "raw") {
-    if (compression === "none") return createSparseFileSink(temp);
     const native = sparseFileDecoder(compression, decoders);
-    if (native) return createNativeFileDecoder({ ...native, format: compression, path: temp });
-    return [createDecoder({ implementation: decoders }), createSparseFileSink(temp)];
+    if (native) return { stages: [tee, progress, createNativeFileDecoder({ ...native, format: compression, path: temp })], ...hashed };
+    return { stages: [tee, progress, createDecoder({ implementation: decoders }), createSparseFileSink(temp)], ...hashed };
   }
   // Loaded only for tar images: raw pulls never evaluate the tar code.
   const { createTarUnpackSink } = await import("./tar-unpack-sink.ts");
   await mkdir(temp, { mode: 0o755 });
-  return [createDecoder({ implementation: decoders }), createTarUnpackSink(temp)];
+  return { stages: [tee, progress, createDecoder({ implementation: decoders }), createTarUnpackSink(temp)], ...hashed };
 }

@@ -1,22 +1,53 @@
-// The raw image sink: writes a new file, leaving all-zero 4 KiB blocks as holes. Data is staged in 4 MiB
-// slices aligned to the file offset; each slice is scanned block by block with memcmp against a zero
-// block, and the runs of non-zero blocks go out with one positional write each. Two slices alternate,
-// so one is written while the next fills: the download never waits for the disk unless the disk is
-// the slower of the two. The final size is set with ftruncate, so trailing zeros cost nothing either.
+// The raw image sink: writes a new file, leaving all-zero 4 KiB blocks as holes. The stream is cut
+// into 2 MiB slices aligned to the file offset (slice-worker.ts); a worker thread scans each slice
+// block by block against a zero block and writes the runs of non-zero blocks with one positional
+// write each, so the main thread only receives and copies. When the bytes written are the bytes as
+// served (an uncompressed image), the worker also hashes them: one pass, one copy, one thread for
+// both. The final size is set with ftruncate, so trailing zeros cost nothing either.
 import { constants } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { Writable } from "node:stream";
 import { explainWriteError } from "./ram-space.ts";
+import { startSliceWorker, type SliceWorker } from "./slice-worker.ts";
 
-const BLOCK = 4096;
-const SLICE = 4 * 1024 * 1024;
-const ZERO_BLOCK = Buffer.alloc(BLOCK);
+const SLICE = 2 * 1024 * 1024;
+const SLICES = 3;
+
+/** The worker's job: hash (optionally), then write the non-zero 4 KiB block runs at their offsets. */
+const SPARSE_WRITE_JOB = `({ fd, hash }) => {
+  const { writeSync } = require("node:fs");
+  const sha256 = hash ? require("node:crypto").createHash("sha256") : undefined;
+  const BLOCK = 4096;
+  const zero = Buffer.alloc(BLOCK);
+  let dataBytes = 0;
+  const writeAll = (bytes, from, to, offset) => {
+    for (let at = from; at < to;) at += writeSync(fd, bytes, at, to - at, offset + at);
+    dataBytes += to - from;
+  };
+  return {
+    slice(view, offset) {
+      if (sha256) sha256.update(view);
+      const bytes = Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+      let runStart = -1;
+      for (let at = 0; at < bytes.length; at += BLOCK) {
+        const n = Math.min(BLOCK, bytes.length - at);
+        const isZero = bytes.compare(zero, 0, n, at, at + n) === 0;
+        if (!isZero && runStart < 0) runStart = at;
+        if (isZero && runStart >= 0) { writeAll(bytes, runStart, at, offset); runStart = -1; }
+      }
+      if (runStart >= 0) writeAll(bytes, runStart, bytes.length, offset);
+    },
+    finish: () => ({ dataBytes, sha256: sha256 && sha256.digest("hex") }),
+  };
+}`;
 
 /** What ended up on disk: the file's size and what it really occupies. */
 export interface SparseFileResult {
   apparentSize: number;
   allocatedBytes: number;
   dataBytesWritten: number;
+  /** The SHA-256 of everything written, when the sink was asked to hash. */
+  sha256?: string;
 }
 
 export interface SparseFileSink extends Writable {
@@ -30,91 +61,51 @@ export interface SparseFileSinkOptions {
   mode?: number;
   /** fsync before closing (off by default: the initrd's /run is RAM anyway). */
   fsync?: boolean;
+  /** Also compute the SHA-256 of the bytes written (result.sha256). */
+  hash?: boolean;
 }
 
 /**
  * A Writable that creates `path` (O_CREAT|O_EXCL: it must not exist) and writes the stream into it sparsely.
  *
  * ```ts
- * const sink = createSparseFileSink("/run/machines/.image.raw.partial");
- * await pipeline(body, createDecoder(), sink);
- * console.log(sink.result); // { apparentSize, allocatedBytes, dataBytesWritten }
+ * const sink = createSparseFileSink("/run/machines/.image.raw.partial", { hash: true });
+ * await pipeline(body, sink);
+ * console.log(sink.result); // { apparentSize, allocatedBytes, dataBytesWritten, sha256 }
  * ```
  */
 export function createSparseFileSink(path: string, options: SparseFileSinkOptions = {}): SparseFileSink {
   let file: FileHandle | undefined;
-  const slices = [Buffer.allocUnsafe(SLICE), Buffer.allocUnsafe(SLICE)];
-  let slice = slices[0]!;  // the slice being filled
-  let filled = 0;          // bytes staged in `slice`
-  let sliceOffset = 0;     // file offset of slice[0], always a multiple of BLOCK
-  let flushing: Promise<void> | undefined; // the other slice, on its way to the file
+  let writer: SliceWorker | undefined;
   let received = 0;
-  let dataBytes = 0;
   let result: SparseFileResult | undefined;
 
   const fail = (error: unknown) => explainWriteError(error, path, received);
 
-  /** Writes the non-zero block runs of buffer[0, length) at file offset `offset`. */
-  async function flushSlice(buffer: Buffer, offset: number, length: number): Promise<void> {
-    let runStart = -1;
-    for (let at = 0; at < length; at += BLOCK) {
-      const n = Math.min(BLOCK, length - at);
-      const zero = buffer.compare(ZERO_BLOCK, 0, n, at, at + n) === 0;
-      if (!zero && runStart < 0) runStart = at;
-      if (zero && runStart >= 0) {
-        await writeAll(buffer, offset, runStart, at);
-        runStart = -1;
-      }
-    }
-    if (runStart >= 0) await writeAll(buffer, offset, runStart, length);
-  }
-
-  async function writeAll(buffer: Buffer, offset: number, from: number, to: number): Promise<void> {
-    let at = from;
-    while (at < to) {
-      const { bytesWritten } = await file!.write(buffer, at, to - at, offset + at);
-      at += bytesWritten;
-    }
-    dataBytes += to - from;
-  }
-
-  /** Sends the full slice to the file in the background and switches to the other one. */
-  async function rotate(): Promise<void> {
-    if (flushing) await flushing;
-    flushing = flushSlice(slice, sliceOffset, SLICE);
-    flushing.catch(() => {}); // awaited (and rethrown) by the next rotate() or by final()
-    slice = slice === slices[0] ? slices[1]! : slices[0]!;
-    sliceOffset += SLICE;
-    filled = 0;
-  }
-
   const sink = new Writable({
     highWaterMark: 1024 * 1024,
     construct(callback) {
-      open(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, options.mode ?? 0o644)
-        .then((handle) => { file = handle; callback(); }, (error) => callback(fail(error)));
+      open(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, options.mode ?? 0o644).then((handle) => {
+        file = handle;
+        writer = startSliceWorker({
+          job: SPARSE_WRITE_JOB, data: { fd: handle.fd, hash: options.hash === true }, sliceSize: SLICE, slices: SLICES,
+          describeError: ({ message, code }) => fail(Object.assign(new Error(message), { code })),
+        });
+        callback();
+      }, (error) => callback(fail(error)));
     },
     write(chunk: Buffer, _encoding, callback) {
-      (async () => {
-        let at = 0;
-        while (at < chunk.length) {
-          const n = Math.min(SLICE - filled, chunk.length - at);
-          chunk.copy(slice, filled, at, at + n);
-          filled += n;
-          at += n;
-          if (filled === SLICE) await rotate();
-        }
-        received += chunk.length;
-      })().then(() => callback(), (error) => callback(fail(error)));
+      received += chunk.length;
+      writer!.write(chunk, (error) => callback(error));
     },
     final(callback) {
       (async () => {
-        if (flushing) await flushing;
-        await flushSlice(slice, sliceOffset, filled);
+        const done = (await writer!.finish()) as { dataBytes: number; sha256?: string };
+        await writer!.close();
         await file!.truncate(received);
         if (options.fsync) await file!.sync();
         const stat = await file!.stat();
-        result = { apparentSize: stat.size, allocatedBytes: stat.blocks * 512, dataBytesWritten: dataBytes };
+        result = { apparentSize: stat.size, allocatedBytes: stat.blocks * 512, dataBytesWritten: done.dataBytes, sha256: done.sha256 };
         await file!.close();
         file = undefined;
       })().then(() => callback(), (error) => callback(fail(error)));
@@ -122,9 +113,8 @@ export function createSparseFileSink(path: string, options: SparseFileSinkOption
     destroy(error, callback) {
       const handle = file;
       file = undefined;
-      if (!handle) return callback(error);
-      // Let a background write finish before closing the file it writes to.
-      Promise.resolve(flushing).catch(() => {}).then(() => handle.close()).then(() => callback(error), () => callback(error));
+      // The worker may be inside a write to this descriptor: close it only once the thread stopped.
+      Promise.resolve(writer?.close()).then(() => handle?.close()).then(() => callback(error), () => callback(error));
     },
   });
   Object.defineProperties(sink, {

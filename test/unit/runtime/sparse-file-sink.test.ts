@@ -41,9 +41,10 @@ describe("createSparseFileSink", () => {
       Buffer.alloc(6 * MIB + 1),         // trailing zeros, odd size
     ]);
     const path = join(dir, "image.raw");
-    const sink = createSparseFileSink(path);
+    const sink = createSparseFileSink(path, { hash: true });
     await pipeline(Readable.from(pieces(image)), sink);
     assert.equal(sha256(readFileSync(path)), sha256(image));
+    assert.equal(sink.result?.sha256, sha256(image), "hashed what it wrote, holes included");
     const stat = statSync(path);
     assert.equal(stat.size, image.length);
     assert.equal(sink.bytesWritten, image.length);
@@ -56,7 +57,9 @@ describe("createSparseFileSink", () => {
 
   test("an all-zero image allocates nothing; an empty one is an empty file", async () => {
     const zeros = join(dir, "zeros.raw");
-    await pipeline(Readable.from([Buffer.alloc(8 * MIB)]), createSparseFileSink(zeros));
+    const sink = createSparseFileSink(zeros);
+    await pipeline(Readable.from([Buffer.alloc(8 * MIB)]), sink);
+    assert.equal(sink.result?.sha256, undefined, "hashes only when asked");
     assert.equal(statSync(zeros).size, 8 * MIB);
     assert.equal(statSync(zeros).blocks, 0);
     const empty = join(dir, "empty.raw");
