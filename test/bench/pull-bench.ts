@@ -259,11 +259,16 @@ export function renderPull(data: PullData): Rendered {
 A ${size} disk-like image (${describeMix()}, in extents of 4 KiB–4 MiB),
 served by nginx on 127.0.0.1, written to a tmpfs; MB/s (10^6 bytes) of decoded image per second of
 wall time, median of the runs (lowest–highest in brackets). Compressed with \`gzip -6\`, \`zstd -3\`, \`xz -6\`, \`bzip2 -9\`.
-\`netimport pull --verify=no URL DEST\`; \`curl -sS URL | DECODER -dc > FILE\` (\`curl -o\` for raw);
-\`systemd-pull raw --verify=no --image-root=TMPFS URL NAME\` (systemd 252; it also copies its
-download cache file to NAME.raw, as it always does). netimport decodes gz and zst with Node's zlib
-and hands xz and bz2 to the system's \`xz -dc -T0\` and \`bzip2 -dc\` when they are installed (as here).
-The xz files are single-block (\`xz -T1\`), so \`-T0\` does not parallelise them. The "JS decoder"
+\`netimport pull --verify=no URL DEST\` (it computes the SHA-256 of what it downloads all the same);
+\`curl -sS URL | DECODER -dc > FILE\` (\`curl -o\` for raw: no hash); \`systemd-pull raw --verify=no
+--image-root=TMPFS URL NAME\` (systemd 252; it also copies its download cache
+file to NAME.raw, as it always does). netimport decodes gz with Node's zlib, lets the system's
+\`zstd -d --sparse\` and \`xz -dc -T0\` write zst and xz images straight into the file, and pipes bz2
+through \`bzip2 -dc\` (these binaries are installed here; without them: Node's zlib for zstd,
+xz-embedded and seek-bzip). The xz files are single-block (\`xz -T1\`), so \`-T0\` does not
+parallelise them. Before each run the tmpfs is warmed by writing and deleting a file of the image's
+size: on this VM a guest page touched for the first time costs a host fault, and without the warm-up
+whichever tool ran after another one's memory was freed lost up to half its speed. The "JS decoder"
 rows hide \`/usr/bin/xz\` and \`/usr/bin/bzip2\` (bind-mounted /dev/null in a private mount namespace),
 as in an initrd without them; their systemd-pull ratio is for information, not a target.
 
