@@ -14,7 +14,7 @@ import xzDecompress from "xz-decompress";
 import { decodeBzip2 } from "./bzip2-decoder.ts";
 import { findExecutable, throughProcess } from "./native-decoder.ts";
 import { through } from "./stream-through.ts";
-import { ZstdFrameSplitter, zstdFrameContentSize, type FramePiece } from "./zstd-frames.ts";
+import { ZstdFrameSplitter, type FramePiece } from "./zstd-frames.ts";
 
 export type Compression = "gzip" | "zstd" | "xz" | "bzip2" | "none";
 
@@ -45,8 +45,6 @@ export function detectCompression(head: Uint8Array): Compression {
 }
 
 export interface DecoderOptions {
-  /** Called once with the decoded size when the format states it up front (a zstd frame's content size). */
-  onSizeHint?: (bytes: number) => void;
   /** Called once with the detected compression and the implementation chosen. */
   onDetect?: (compression: Compression, implementation: "zlib" | "js" | "native" | "none") => void;
   /** "auto" (default): the system's zstd/xz/bzip2 when on PATH, else JS (gzip: always zlib). "js": never spawn. "native": binaries for all four when present. */
@@ -57,7 +55,7 @@ export interface DecoderOptions {
  * A Duplex that takes compressed bytes and gives decoded ones.
  *
  * ```ts
- * await pipeline(response.body, createDecoder({ onSizeHint: (n) => console.log(n) }), createSparseFileSink(tmp));
+ * await pipeline(response.body, createDecoder(), createSparseFileSink(tmp));
  * ```
  * A truncated or corrupt stream ends the pipeline with an Error naming the format and the problem, e.g.
  * "xz stream is truncated" or "gzip stream is corrupt: incorrect header check". Errors from the input pass
@@ -102,10 +100,6 @@ async function* decode(source: AsyncIterable<Buffer>, options: DecoderOptions): 
   }
   const implementation = chooseImplementation(compression, options.implementation ?? "auto");
   options.onDetect?.(compression, implementation.kind);
-  if (compression === "zstd") {
-    const size = zstdFrameContentSize(first);
-    if (size !== undefined) options.onSizeHint?.(size);
-  }
   try {
     yield* implementation.run(rest());
   } catch (error) {

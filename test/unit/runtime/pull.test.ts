@@ -266,7 +266,7 @@ describe("pull: an existing destination", () => {
 });
 
 describe("pull: space", () => {
-  it("checks the room for the image before writing (size from Content-Length)", (t) => withServer(async () => {
+  it("checks the room for the image before writing (size from Content-Length, or the zstd header)", (t) => withServer(async () => {
     const small = join(out, "small");
     mkdirSync(small);
     if (spawnSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", small]).status !== 0) {
@@ -276,6 +276,10 @@ describe("pull: space", () => {
     try {
       const dest = join(small, "os.raw");
       await assert.rejects(pull(options(`${server.url}/os.raw`, dest, { verify: { kind: "no" } })),
+        /^Error: image needs 3\.5 MiB, only 1\.0 MiB is free on /);
+      assert.deepEqual(readdirSync(small), []);
+      // Compressed: the size the zstd frame header announces, read before anything is written.
+      await assert.rejects(pull(options(`${server.url}/os.raw.zst`, dest, { verify: { kind: "no" } })),
         /^Error: image needs 3\.5 MiB, only 1\.0 MiB is free on /);
       assert.deepEqual(readdirSync(small), []);
     } finally {
