@@ -2,7 +2,7 @@
 // stderr kept for the error message. Used only when the binary is on PATH; the JS decoders are the fallback.
 import { spawn } from "node:child_process";
 import { accessSync, constants } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 
@@ -44,7 +44,14 @@ export async function* throughProcess(input: AsyncIterable<Uint8Array>, command:
     child.on("close", (code, signal) => resolve({ code, signal }));
   });
   let inputError: Error | undefined;
-  const fed = pipeline(Readable.from(input, { objectMode: false }), child.stdin).catch((error: NodeJS.ErrnoException) => {
+  let tail: Uint8Array = new Uint8Array(0); // the input's last bytes
+  async function* watched(): AsyncGenerator<Uint8Array> {
+    for await (const chunk of input) {
+      tail = chunk.length >= 16 ? chunk : Buffer.concat([tail, chunk]).subarray(-16);
+      yield chunk;
+    }
+  }
+  const fed = pipeline(Readable.from(watched(), { objectMode: false }), child.stdin).catch((error: NodeJS.ErrnoException) => {
     // EPIPE: the decoder quit early (its exit status says why); anything else came from the input.
     if (error.code !== "EPIPE" && error.code !== "ERR_STREAM_PREMATURE_CLOSE") inputError = error;
   });
@@ -63,8 +70,24 @@ export async function* throughProcess(input: AsyncIterable<Uint8Array>, command:
   }
   const [status] = await Promise.all([exited, fed]);
   if (inputError) throw inputError;
-  const failure = describeExit(format, command, status, stderr);
+  // lbzip2 says "bad block header magic" whether the input was cut short or damaged: look at its end.
+  const cutShort = status.code !== 0 && basename(command) === "lbzip2" ? !endsWithBzip2Trailer(tail) : undefined;
+  const failure = describeExit(format, command, status, stderr, cutShort);
   if (failure) throw failure;
+}
+
+/**
+ * Whether `tail` (the last bytes of a bzip2 file) ends with a stream's end-of-stream marker: the
+ * 48-bit magic 0x177245385090, its 32-bit CRC, and up to 7 bits of padding to the byte.
+ */
+export function endsWithBzip2Trailer(tail: Uint8Array): boolean {
+  if (tail.length < 10) return false;
+  let bits = 0n;
+  for (const byte of tail.subarray(-11)) bits = (bits << 8n) | BigInt(byte);
+  for (let padding = 0n; padding < 8n; padding++) {
+    if (((bits >> (32n + padding)) & 0xffffffffffffn) === 0x177245385090n) return true;
+  }
+  return false;
 }
 
 export interface ExitStatus { code: number | null; signal: NodeJS.Signals | null; error?: Error }
@@ -73,11 +96,11 @@ export interface ExitStatus { code: number | null; signal: NodeJS.Signals | null
  * Why a system decoder failed, as "<format> stream is corrupt: <stderr>" or "… is truncated: <stderr>";
  * undefined when it exited 0.
  */
-export function describeExit(format: string, command: string, status: ExitStatus, stderr: string): Error | undefined {
+export function describeExit(format: string, command: string, status: ExitStatus, stderr: string, cutShort?: boolean): Error | undefined {
   if (status.error) return new Error(`${format} decoder ${command} could not run: ${status.error.message}`);
   if (status.code === 0) return undefined;
   // The first line carries the reason (bzip2 follows it with a page of advice).
   const detail = stderr.trim().split("\n")[0]?.trim().replace(/;$/, "") || `exit status ${status.code ?? status.signal}`;
-  const what = TRUNCATED.test(detail) ? "truncated" : "corrupt";
+  const what = cutShort ?? TRUNCATED.test(detail) ? "truncated" : "corrupt";
   return new Error(`${format} stream is ${what}: ${detail}`);
 }

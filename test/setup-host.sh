@@ -8,7 +8,7 @@ packages=(
   # build
   binutils
   # runtime tests: native tools to compare with, loop devices, HTTP server, signatures
-  curl gzip zstd xz-utils bzip2 tar util-linux fdisk e2fsprogs gpg gpg-agent nginx-light systemd-container
+  curl gzip zstd xz-utils bzip2 lbzip2 tar util-linux fdisk e2fsprogs gpg gpg-agent nginx-light systemd-container
   # tar sink tests: set and read extended attributes
   attr
   # boot tests: chroots, kernels, initrds, UEFI

@@ -9,15 +9,25 @@ import { MB, mib, number, ratio, sizeLabel, table, verdict, type Check, type Ren
 import type { Tmpfs } from "./tmpfs.ts";
 import { inspectOutput } from "./verify-output.ts";
 
-/** `netimport-js`: netimport with the system's xz and bzip2 hidden, as in an initrd that lacks them. */
-export const TOOLS = ["netimport", "curl", "systemd-pull", "netimport-js"] as const;
+/**
+ * `netimport-js`: netimport with the system's xz, bzip2 and lbzip2 hidden, as in an initrd that lacks
+ * them; `netimport-bzip2`: with lbzip2 hidden, as in an initrd with bzip2 only.
+ */
+export const TOOLS = ["netimport", "curl", "systemd-pull", "netimport-js", "netimport-bzip2"] as const;
 export type Tool = (typeof TOOLS)[number];
-/** The formats netimport-js differs in (gz and zst use Node's zlib either way). */
-export const JS_FORMATS: readonly Format[] = ["xz", "bz2"];
-const isNetimport = (tool: Tool) => tool === "netimport" || tool === "netimport-js";
-/** Hides the system decompressors from what follows in a private mount namespace. */
-const WITHOUT_XZ_BZIP2 = ["unshare", "-m", "--propagation", "private", "sh", "-c",
-  'mount --bind /dev/null /usr/bin/xz && mount --bind /dev/null /usr/bin/bzip2 && exec "$@"', "sh"];
+/** The netimport variants with decoders hidden: the formats they differ in, what they hide, their label. */
+export const VARIANTS = {
+  "netimport-js": { formats: ["xz", "bz2"], hide: ["/usr/bin/xz", "/usr/bin/bzip2", "/usr/bin/lbzip2"], label: "JS decoder" },
+  "netimport-bzip2": { formats: ["bz2"], hide: ["/usr/bin/lbzip2"], label: "bzip2, no lbzip2" },
+} as const satisfies Partial<Record<Tool, { formats: readonly Format[]; hide: readonly string[]; label: string }>>;
+export type Variant = keyof typeof VARIANTS;
+const isVariant = (tool: Tool): tool is Variant => tool in VARIANTS;
+const isNetimport = (tool: Tool) => tool === "netimport" || isVariant(tool);
+/** Whether `tool` runs on `format` (a variant only on the formats it differs in). */
+export const runsOn = (tool: Tool, format: Format) => !isVariant(tool) || (VARIANTS[tool].formats as readonly Format[]).includes(format);
+/** Hides `paths` (those that exist) from what follows, in a private mount namespace. */
+const hiding = (paths: readonly string[]) => ["unshare", "-m", "--propagation", "private", "sh", "-c",
+  `${paths.map((path) => `if [ -e ${path} ]; then mount --bind /dev/null ${path} || exit 1; fi; `).join("")}exec "$@"`, "sh"];
 
 export const SYSTEMD_PULL = "/usr/lib/systemd/systemd-pull";
 const DECODERS: Record<Exclude<Format, "raw">, string> = { gz: "gzip -dc", zst: "zstd -dc", xz: "xz -dc", bz2: "bzip2 -dc" };
@@ -52,10 +62,11 @@ export type PullData = {
 export function pullCommand(tool: Tool, format: Format, url: string, out: string, exe: string): { argv: string[]; output: string } {
   switch (tool) {
     case "netimport":
-    case "netimport-js": {
+    case "netimport-js":
+    case "netimport-bzip2": {
       const output = join(out, "netimport.raw");
       const argv = [exe, "pull", "--verify=no", url, output];
-      return { argv: tool === "netimport-js" ? [...WITHOUT_XZ_BZIP2, ...argv] : argv, output };
+      return { argv: isVariant(tool) ? [...hiding(VARIANTS[tool].hide), ...argv] : argv, output };
     }
     case "curl": {
       const output = join(out, "curl.raw");
@@ -142,7 +153,7 @@ export async function benchPull(context: PullContext, options: PullBenchOptions)
   }
   for (const tool of tools) {
     for (const format of formats) {
-      if (tool !== "netimport-js" || JS_FORMATS.includes(format)) data.results[`${tool}/${format}`] = { seconds: [], peakRss: [] };
+      if (runsOn(tool, format)) data.results[`${tool}/${format}`] = { seconds: [], peakRss: [] };
     }
   }
 
@@ -153,7 +164,7 @@ export async function benchPull(context: PullContext, options: PullBenchOptions)
       if (round >= runsFor(format)) continue;
       for (const tool of tools) {
         if (tool === "systemd-pull" && data.systemdPullDecodes[format] === false) continue;
-        if (tool === "netimport-js" && !JS_FORMATS.includes(format)) continue;
+        if (!runsOn(tool, format)) continue;
         const result = data.results[`${tool}/${format}`]!;
         if (result.error) continue;
         const { run, output, error } = await pullOnce(context, tool, format, size, { peakRss: isNetimport(tool) });
@@ -219,14 +230,14 @@ export function renderPull(data: PullData): Rendered {
   };
   const variants: [Tool, Format][] = [
     ...FORMATS.map((format): [Tool, Format] => ["netimport", format]),
-    ...JS_FORMATS.map((format): [Tool, Format] => ["netimport-js", format]),
+    ...(Object.keys(VARIANTS) as Variant[]).flatMap((tool) => VARIANTS[tool].formats.map((format): [Tool, Format] => [tool, format])),
   ];
   for (const [ours, format] of variants) {
     if (!data.results[`${ours}/${format}`] && !(ours === "netimport" && TOOLS.some((tool) => data.results[`${tool}/${format}`]))) continue;
     const compressed = data.compressedSizes[format];
     const name = `\`.${format === "raw" ? "raw" : `raw.${format}`}\``;
     rows.push([
-      ours === "netimport" ? name : `${name}, JS decoder`,
+      isVariant(ours) ? `${name}, ${VARIANTS[ours].label}` : name,
       compressed === undefined ? "–" : mib(compressed),
       String(runs(format)),
       cell(data, ours, format),
@@ -244,7 +255,7 @@ export function renderPull(data: PullData): Rendered {
 
   const blockRows: string[][] = [["source image (zero runs as holes: the ideal)", ...FORMATS.map(() => allocation(data.sourceAllocated, data.imageSize))]];
   for (const tool of TOOLS) {
-    const label = tool === "netimport-js" ? "netimport, JS decoders" : tool === "curl" ? "curl \\| decoder" : tool;
+    const label = isVariant(tool) ? `netimport, ${VARIANTS[tool].label}` : tool === "curl" ? "curl \\| decoder" : tool;
     blockRows.push([label, ...FORMATS.map((format) => {
       const result = data.results[`${tool}/${format}`];
       if (tool === "systemd-pull" && data.systemdPullDecodes[format] === false) return "unsupported";
@@ -264,13 +275,15 @@ wall time, median of the runs (lowest–highest in brackets). Compressed with \`
 --image-root=TMPFS URL NAME\` (systemd 252; it also copies its download cache
 file to NAME.raw, as it always does). netimport decodes gz with Node's zlib, lets the system's
 \`zstd -d --sparse\` and \`xz -dc -T0\` write zst and xz images straight into the file, and pipes bz2
-through \`bzip2 -dc\` (these binaries are installed here; without them: Node's zlib for zstd,
+through \`lbzip2 -dc\`, which decodes any bzip2 file on all cores (these binaries are installed here;
+without lbzip2: \`bzip2 -dc\`, the "bzip2, no lbzip2" row; without the others: Node's zlib for zstd,
 xz-embedded and seek-bzip). The xz files are single-block (\`xz -T1\`), so \`-T0\` does not
 parallelise them. Before each run the tmpfs is warmed by writing and deleting a file of the image's
 size: on this VM a guest page touched for the first time costs a host fault, and without the warm-up
 whichever tool ran after another one's memory was freed lost up to half its speed. The "JS decoder"
-rows hide \`/usr/bin/xz\` and \`/usr/bin/bzip2\` (bind-mounted /dev/null in a private mount namespace),
-as in an initrd without them; their systemd-pull ratio is for information, not a target.
+rows hide \`/usr/bin/xz\`, \`/usr/bin/bzip2\` and \`/usr/bin/lbzip2\` (bind-mounted /dev/null in a private
+mount namespace), as in an initrd without them; theirs and the bzip2 row's systemd-pull ratios are for
+information, not targets.
 
 ${throughputTable}
 

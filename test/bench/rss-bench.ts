@@ -1,6 +1,6 @@
 // Peak RSS of `netimport pull` at two image sizes far apart: it must stay flat and under the target.
 import { GiB, MiB, type Format } from "./images.ts";
-import { pullOnce, type PullContext, type PullData, type Tool } from "./pull-bench.ts";
+import { pullOnce, VARIANTS, type PullContext, type PullData, type Tool } from "./pull-bench.ts";
 import { mib, sizeLabel, table, verdict, type Check, type Rendered } from "./report.ts";
 import { inspectOutput } from "./verify-output.ts";
 
@@ -10,7 +10,7 @@ const FLAT_TOLERANCE = 16 * MiB;
 
 export const RSS_SIZES = [256 * MiB, 2 * GiB] as const;
 
-type Variant = { tool: Extract<Tool, "netimport" | "netimport-js">; format: Format };
+type Variant = { tool: Extract<Tool, "netimport" | keyof typeof VARIANTS>; format: Format };
 /** Measured at both sizes; bz2 (slow) only at 1 GiB, from the throughput runs. */
 export const RSS_VARIANTS: readonly Variant[] = [
   { tool: "netimport", format: "raw" },
@@ -19,7 +19,9 @@ export const RSS_VARIANTS: readonly Variant[] = [
   { tool: "netimport", format: "xz" },
   { tool: "netimport-js", format: "xz" },
 ];
-const FROM_PULL_ONLY: readonly Variant[] = [{ tool: "netimport", format: "bz2" }, { tool: "netimport-js", format: "bz2" }];
+const FROM_PULL_ONLY: readonly Variant[] = [
+  { tool: "netimport", format: "bz2" }, { tool: "netimport-bzip2", format: "bz2" }, { tool: "netimport-js", format: "bz2" },
+];
 
 export type RssData = {
   /** peakRss: the whole process tree (netimport and any decoder it spawns); nodePeakRss: netimport alone. */
@@ -27,7 +29,7 @@ export type RssData = {
 };
 
 const key = (size: number, { tool, format }: Variant) => `${size}/${tool}/${format}`;
-const label = ({ tool, format }: Variant) => `\`${format}\`${tool === "netimport-js" ? ", JS decoder" : ""}`;
+const label = ({ tool, format }: Variant) => `\`${format}\`${tool === "netimport" ? "" : `, ${VARIANTS[tool].label}`}`;
 
 /**
  * Pulls each (size, variant) once with netimport, checking the output's hash.

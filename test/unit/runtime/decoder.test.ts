@@ -1,13 +1,14 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { after, before, describe, test } from "node:test";
 import { createDecoder, detectCompression, type Compression, type DecoderOptions } from "../../../runtime/decoder.ts";
+import { endsWithBzip2Trailer, findExecutable } from "../../../runtime/native-decoder.ts";
 import { zstdFrameContentSize } from "../../../runtime/zstd-frames.ts";
 
 const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
@@ -119,7 +120,40 @@ describe("createDecoder", () => {
     assert.equal(zstdFrameContentSize(data.subarray(0, 32)), 1000);
   });
 
-  test("bzip2 (js): a block of zeros comes out in slices of at most 1 MiB", async () => {
+  describe("bzip2 binaries (lbzip2 first: it decodes on all cores)", () => {
+    /** Runs `body` with PATH holding only `name` (linked to the system's). */
+    const withOnly = async (name: string, body: () => Promise<void>) => {
+      const bin = join(dir, `only-${name}`);
+      mkdirSync(bin, { recursive: true });
+      symlinkSync(findExecutable(name)!, join(bin, name));
+      const path = process.env.PATH;
+      process.env.PATH = bin;
+      try { await body(); } finally { process.env.PATH = path; }
+    };
+    for (const name of ["lbzip2", "bzip2"]) {
+      test(`${name}: decodes, and tells a truncated stream from a corrupt one`, { skip: !findExecutable(name) && `${name} is not installed` }, () =>
+        withOnly(name, async () => {
+          const whole = compress("bzip2", plain);
+          assert.equal(sha256(await decode(whole, { implementation: "native" })), sha256(plain));
+          await assert.rejects(decode(whole.subarray(0, whole.length - 100), { implementation: "native" }),
+            new RegExp(`^Error: bzip2 stream is truncated: ${name}: `));
+          const damaged = Buffer.from(whole);
+          damaged.fill(0x55, 2000, 2004);
+          await assert.rejects(decode(damaged, { implementation: "native" }), new RegExp(`^Error: bzip2 stream is corrupt: ${name}: `));
+        }));
+    }
+    test("the end-of-stream marker is found at any bit offset, and only at the very end", () => {
+      for (const size of [0, 1, 37, 5000, 300_000]) {
+        const whole = compress("bzip2", plain.subarray(0, size));
+        assert.equal(endsWithBzip2Trailer(whole), true, `size ${size}`);
+        assert.equal(endsWithBzip2Trailer(whole.subarray(0, -1)), false, `size ${size} minus a byte`);
+        assert.equal(endsWithBzip2Trailer(Buffer.concat([whole, Buffer.from("garbage")])), false);
+      }
+      assert.equal(endsWithBzip2Trailer(Buffer.alloc(0)), false);
+    });
+  });
+
+  test("bzip2 (js): a block of zeros comes out in slices of at most 64 KiB", async () => {
     const zeros = Buffer.alloc(12 << 20);
     const sizes: number[] = [];
     await pipeline(Readable.from([compress("bzip2", zeros)]), createDecoder({ implementation: "js" }), new Writable({
@@ -130,7 +164,7 @@ describe("createDecoder", () => {
       },
     }));
     assert.equal(sizes.reduce((a, b) => a + b, 0), zeros.length);
-    assert.ok(Math.max(...sizes) <= 1 << 20);
+    assert.ok(Math.max(...sizes) <= 64 << 10);
   });
 
   test("an error from the input passes through unchanged", async () => {
