@@ -8,7 +8,7 @@
 //   node test/bench/run.ts rss             netimport's peak RSS at 256 MiB and 2 GiB
 //   node test/bench/run.ts report          re-render results.md from the saved measurements
 // Options: --runs=N (pulls of raw/gz/zst, default 3), --slow-runs=N (xz/bz2, default 1),
-//   --generator-runs=N (default 30), --tools=netimport,curl,systemd-pull,netimport-js,
+//   --generator-runs=N (default 30), --tools=netimport,curl,systemd-pull,netimport-js,netimport-bzip2,
 //   --formats=raw,gz,zst,xz,bz2
 //
 // Each section saves its measurements in .cache/bench/, so sections (and tool subsets) can be re-run
