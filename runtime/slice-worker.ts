@@ -25,6 +25,8 @@ export interface SliceWorkerOptions {
 }
 
 export interface SliceWorker {
+  /** The worker's thread. */
+  readonly threadId: number;
   /** Copies `chunk` into slices, handing each full one over; `done` once all of it is copied. */
   write(chunk: Uint8Array, done: (error?: Error) => void): void;
   /** Hands over the last, partial slice, waits for every slice, and resolves with what finish() returned. */
@@ -33,11 +35,16 @@ export interface SliceWorker {
   close(): Promise<void>;
 }
 
+// The first message is the job ({ source, data }); a thread can so be started before its job is known.
 const WORKER_SOURCE = `
-const { parentPort, workerData } = require("node:worker_threads");
-const job = (${"%JOB%"})(workerData.data);
+const { parentPort } = require("node:worker_threads");
+let job;
 parentPort.on("message", (message) => {
   try {
+    if (job === undefined) {
+      job = new Function("require", "return (" + message.source + ")")(require)(message.data);
+      return;
+    }
     if (message === "finish") return parentPort.postMessage({ finished: job.finish() });
     job.slice(new Uint8Array(message.buffer, 0, message.length), message.offset);
     parentPort.postMessage({ buffer: message.buffer }, [message.buffer]);
@@ -46,6 +53,31 @@ parentPort.on("message", (message) => {
   }
 });
 `;
+
+const newWorker = () => new Worker(WORKER_SOURCE, { eval: true, stdout: false, stderr: false });
+
+let spare: Worker | undefined;
+
+/**
+ * Starts a thread for the next startSliceWorker() to take, so that its start-up (~20 ms) overlaps
+ * with something else, such as waiting for the server's answer. Idempotent; an untaken thread does
+ * not keep the process alive. Returns the thread's id.
+ */
+export function prestartSliceWorker(): number {
+  if (spare) return spare.threadId;
+  const worker = newWorker();
+  worker.unref();
+  worker.on("error", () => {}); // a spare that failed is not taken: the exit below drops it
+  worker.once("exit", () => { if (spare === worker) spare = undefined; });
+  spare = worker;
+  return worker.threadId;
+}
+
+/** Stops the spare thread, when the pull turned out to need none. */
+export function dropSpareSliceWorker(): void {
+  void spare?.terminate();
+  spare = undefined;
+}
 
 type Reply = { buffer: ArrayBuffer } | { finished: unknown } | { error: { message: string; code?: string } };
 
@@ -60,9 +92,10 @@ type Reply = { buffer: ArrayBuffer } | { finished: unknown } | { error: { messag
  * ```
  */
 export function startSliceWorker(options: SliceWorkerOptions): SliceWorker {
-  const worker = new Worker(WORKER_SOURCE.replace("%JOB%", options.job), {
-    eval: true, workerData: { data: options.data }, stdout: false, stderr: false,
-  });
+  const worker = spare ?? newWorker();
+  spare = undefined;
+  worker.ref();
+  worker.postMessage({ source: options.job, data: options.data });
   const free: ArrayBuffer[] = Array.from({ length: options.slices }, () => new ArrayBuffer(options.sliceSize));
   let slice: Uint8Array | undefined;
   let filled = 0;
@@ -125,6 +158,7 @@ export function startSliceWorker(options: SliceWorkerOptions): SliceWorker {
     done(failure);
   };
   return {
+    threadId: worker.threadId,
     write: (chunk, done) => copy(chunk, 0, done),
     finish: () => new Promise((resolve, reject) => {
       if (failure) return reject(failure);
