@@ -143,6 +143,11 @@ export function sparseFileDecoder(compression: Compression, preference: DecoderO
   return command ? { command, args: writer[1] } : undefined;
 }
 
+/** Which implementation createDecoder() will use for `compression`: "native" means a separate process. */
+export function decoderKind(compression: Compression, preference: DecoderOptions["implementation"] = "auto"): Implementation["kind"] {
+  return chooseImplementation(compression, preference).kind;
+}
+
 function chooseImplementation(compression: Compression, preference: "auto" | "js" | "native"): Implementation {
   if (compression === "none") return { kind: "none", run: (input) => input };
   const wantNative = preference === "native" || (preference === "auto" && compression !== "gzip");

@@ -6,10 +6,11 @@
 // then verify → rename into place. Any failure removes the temporary; DEST only ever holds a
 // complete, verified image.
 import { mkdir } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import { dirname } from "node:path";
 import type { Duplex, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { createDecoder, detectCompression, sparseFileDecoder, type Compression } from "./decoder.ts";
+import { createDecoder, decoderKind, detectCompression, sparseFileDecoder, type Compression } from "./decoder.ts";
 import { makeReadOnly, moveIntoPlace, readStoredEtag, removePath, storeEtag, temporaryPath } from "./destination.ts";
 import type { DnsPaths } from "./dns-fallback.ts";
 import { openFileSource, readSmallFile } from "./file-source.ts";
@@ -21,6 +22,7 @@ import { createNativeFileDecoder } from "./native-file-decoder.ts";
 import { peekHead } from "./peek-head.ts";
 import { createProgressMeter } from "./progress.ts";
 import { ensureSpace } from "./ram-space.ts";
+import { dropSpareSliceWorker, prestartSliceWorker } from "./slice-worker.ts";
 import { createSparseFileSink } from "./sparse-file-sink.ts";
 import { zstdFrameContentSize } from "./zstd-frames.ts";
 import { checkImageHash, expectImageHash, type SmallFileFetcher, type VerifyMode } from "./verify.ts";
@@ -63,6 +65,9 @@ export type PullResult =
  */
 export async function pull(options: PullOptions): Promise<PullResult> {
   const info = options.info ?? ((line: string) => process.stdout.write(`${line}\n`));
+  // The image's sink (or its hash) runs on a worker thread, given a second CPU: start one while the
+  // request is out (dropped if a system binary writes the image).
+  if (availableParallelism() > 1) prestartSliceWorker();
   const idleTimeoutMs = (options.idleTimeoutSeconds ?? 30) * 1000;
   const dispatcher = createDispatcher({
     idleTimeoutMs, caFile: options.caFile, proxy: options.proxy, noProxy: options.noProxy, dnsPaths: options.dnsPaths,
@@ -130,17 +135,22 @@ interface ImageStages {
  * Where the served bytes go: hashed, then decoded (by a system binary straight into the file when it
  * can) into a sparse file or a folder. An uncompressed raw image is hashed by the sparse sink itself,
  * on the thread that writes it (sparse-file-sink.ts): the bytes as served are the bytes written.
+ * When a system binary decodes, the main thread only passes bytes along and hashes them itself: a
+ * hashing thread would gain nothing and cost ~15 MiB (with lbzip2's own ~25 MiB, over the budget).
  */
 async function openImageSink(type: ImageType, compression: Compression, temp: string, decoders: "auto" | "js", progress: Duplex): Promise<ImageStages> {
   if (type === "raw" && compression === "none") {
     const sink = createSparseFileSink(temp, { hash: true });
     return { stages: [progress, sink], sha256: () => sink.result!.sha256!, bytes: () => sink.bytesWritten };
   }
-  const tee = createHashTee();
+  const native = type === "raw" ? sparseFileDecoder(compression, decoders) : undefined;
+  const tee = native || decoderKind(compression, decoders) === "native" ? createHashTee("inline") : createHashTee();
   const hashed = { sha256: () => tee.digest(), bytes: () => tee.bytes };
   if (type === "raw") {
-    const native = sparseFileDecoder(compression, decoders);
-    if (native) return { stages: [tee, progress, createNativeFileDecoder({ ...native, format: compression, path: temp })], ...hashed };
+    if (native) {
+      dropSpareSliceWorker(); // no thread of ours needed: the binary writes the file
+      return { stages: [tee, progress, createNativeFileDecoder({ ...native, format: compression, path: temp })], ...hashed };
+    }
     return { stages: [tee, progress, createDecoder({ implementation: decoders }), createSparseFileSink(temp)], ...hashed };
   }
   // Loaded only for tar images: raw pulls never evaluate the tar code.
