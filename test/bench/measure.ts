@@ -44,9 +44,8 @@ export async function measure(command: string, args: string[], options: RunOptio
   running.add(child);
   child.once("close", () => running.delete(child));
   let treePeakRss = 0;
-  const sampler = options.peakRss && child.pid !== undefined
-    ? setInterval((pid: number) => { treePeakRss = Math.max(treePeakRss, descendantsRss(pid)); }, 20, child.pid)
-    : undefined;
+  const tree = options.peakRss && child.pid !== undefined ? treeSampler(child.pid) : undefined;
+  const sampler = tree ? setInterval(() => { treePeakRss = Math.max(treePeakRss, tree()); }, 20) : undefined;
   let stderr = "";
   child.stderr.setEncoding("utf8");
   child.stderr.on("data", (text: string) => { stderr = (stderr + text).slice(-4000); });
@@ -89,11 +88,10 @@ function readdirOr(path: string): string[] {
   try { return readdirSync(path); } catch { return []; }
 }
 
-/** Summed VmRSS in bytes of every descendant of `pid` (not `pid` itself: that is GNU time). */
-export function descendantsRss(pid: number): number {
+/** Every descendant of `pid`. */
+function descendants(pid: number): number[] {
   const parentOf = parents();
   const tree = new Set([pid]);
-  let total = 0;
   // Parents have lower pids than their children unless pids wrapped; loop until no process is added.
   for (let grew = true; grew;) {
     grew = false;
@@ -101,12 +99,30 @@ export function descendantsRss(pid: number): number {
       if (tree.has(parent) && !tree.has(child)) {
         tree.add(child);
         grew = true;
-        const match = /^VmRSS:\s+(\d+) kB/m.exec(readOr(`/proc/${child}/status`, ""));
-        total += match ? Number(match[1]) * 1024 : 0;
       }
     }
   }
-  return total;
+  tree.delete(pid);
+  return [...tree];
+}
+
+/**
+ * A sampler of the summed VmRSS in bytes of every descendant of `pid` (not `pid` itself: that is GNU
+ * time). Finding the descendants reads every process's stat, a few ms of the CPU the measured tool
+ * also needs: that is done on every 5th sample only, in between the known ones' status is read.
+ */
+export function treeSampler(pid: number): () => number {
+  let known: number[] = [];
+  let samples = 0;
+  return () => {
+    if (samples++ % 5 === 0) known = descendants(pid);
+    let total = 0;
+    for (const member of known) {
+      const match = /^VmRSS:\s+(\d+) kB/m.exec(readOr(`/proc/${member}/status`, ""));
+      total += match ? Number(match[1]) * 1024 : 0;
+    }
+    return total;
+  };
 }
 
 /** Like measure(), synchronously and without RSS: for short commands timed many times. */
