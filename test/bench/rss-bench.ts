@@ -94,8 +94,9 @@ export function renderRss(data: RssData, pull?: PullData): Rendered {
   const markdown = `### Peak RSS of \`netimport pull\`
 
 Summed RSS of the process tree (netimport and any system decompressor it spawns), sampled every
-20 ms and never below GNU time's "Maximum resident set size" of netimport itself; the 1 GiB column
-is the largest of the throughput runs. Target: ≤ ${mib(PEAK_TARGET)} at every size, and flat
+20 ms (the tree's members looked up every 100 ms) and never below GNU time's "Maximum resident set
+size" of netimport itself; the 1 GiB column is the largest of the throughput runs (where every tool
+is sampled alike). Target: ≤ ${mib(PEAK_TARGET)} at every size, and flat
 (the 2 GiB pull no more than ${mib(FLAT_TOLERANCE)} above the 256 MiB one). The last column shows
 whether growth continues past 1 GiB or has levelled off (single runs: expect a few MiB of noise).
 
