@@ -38,13 +38,16 @@ export interface SliceWorker {
 // The first message is the job ({ source, data }); a thread can so be started before its job is known.
 const WORKER_SOURCE = `
 const { parentPort } = require("node:worker_threads");
+let started = false;
 let job;
 parentPort.on("message", (message) => {
   try {
-    if (job === undefined) {
+    if (!started) {
+      started = true;
       job = new Function("require", "return (" + message.source + ")")(require)(message.data);
       return;
     }
+    if (!job) return; // it failed to start, and said so
     if (message === "finish") return parentPort.postMessage({ finished: job.finish() });
     job.slice(new Uint8Array(message.buffer, 0, message.length), message.offset);
     parentPort.postMessage({ buffer: message.buffer }, [message.buffer]);
