@@ -23,7 +23,6 @@ export function findExecutable(name: string, path = process.env.PATH || DEFAULT_
   return undefined;
 }
 
-const FULL_READ = 64 * 1024;
 const TRUNCATED = /unexpected end|ends unexpectedly|truncated|premature end|incomplete/i;
 
 /**
@@ -57,13 +56,10 @@ export async function* throughProcess(input: AsyncIterable<Uint8Array>, command:
   });
   let finished = false;
   try {
-    for await (const chunk of child.stdout) {
-      yield chunk as Buffer;
-      // bzip2 and xz write 4 KiB at a time: reading as fast as they write runs every later stage 16
-      // times per 64 KiB (a fifth of bzip2's own speed). After a short read, give the decoder a moment
-      // to fill the pipe (~200 KiB, 6 ms of bzip2's output), so the next read comes back full.
-      if ((chunk as Buffer).length < FULL_READ) await new Promise((resolve) => setTimeout(resolve, 1));
-    }
+    // Read as soon as there is something, however little: bzip2 and xz write 4-8 KiB at a time, and
+    // pausing after short reads to get fuller ones let the 64 KiB pipe fill and stall them (1 GiB
+    // through bzip2: 38.6 s with a 1 ms pause, 33.5 s without; xz alone into Node: +25%).
+    for await (const chunk of child.stdout) yield chunk as Buffer;
     finished = true;
   } finally {
     if (!finished && child.exitCode === null) child.kill("SIGKILL");
