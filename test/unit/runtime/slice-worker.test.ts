@@ -15,13 +15,16 @@ describe("startSliceWorker", () => {
     assert.equal(prestartSliceWorker(), spare, "prestarting again keeps the spare");
     const first = startSliceWorker({ job: SHA256_JOB, sliceSize: 1 << 16, slices: 2 });
     const second = startSliceWorker({ job: SHA256_JOB, sliceSize: 1 << 16, slices: 2 });
-    assert.equal(first.threadId, spare);
-    assert.notEqual(second.threadId, spare);
-    const data = randomBytes(300_000);
-    for (const worker of [first, second]) {
-      await write(worker, data);
-      assert.equal(await worker.finish(), createHash("sha256").update(data).digest("hex"));
-      await worker.close();
+    try {
+      assert.equal(first.threadId, spare);
+      assert.notEqual(second.threadId, spare);
+      const data = randomBytes(300_000);
+      for (const worker of [first, second]) {
+        await write(worker, data);
+        assert.equal(await worker.finish(), createHash("sha256").update(data).digest("hex"));
+      }
+    } finally {
+      await Promise.all([first.close(), second.close()]);
     }
   });
 
