@@ -43,14 +43,17 @@ export async function* throughProcess(input: AsyncIterable<Uint8Array>, command:
     child.on("close", (code, signal) => resolve({ code, signal }));
   });
   let inputError: Error | undefined;
-  let tail: Uint8Array = new Uint8Array(0); // the input's last bytes
-  async function* watched(): AsyncGenerator<Uint8Array> {
+  // lbzip2 says "bad block header magic" whether its input was cut short or damaged: keep the input's
+  // last bytes to tell the two apart.
+  const isLbzip2 = basename(command) === "lbzip2";
+  let tail: Uint8Array = new Uint8Array(0);
+  async function* keepingTail(): AsyncGenerator<Uint8Array> {
     for await (const chunk of input) {
       tail = chunk.length >= 16 ? chunk : Buffer.concat([tail, chunk]).subarray(-16);
       yield chunk;
     }
   }
-  const fed = pipeline(Readable.from(watched(), { objectMode: false }), child.stdin).catch((error: NodeJS.ErrnoException) => {
+  const fed = pipeline(Readable.from(isLbzip2 ? keepingTail() : input, { objectMode: false }), child.stdin).catch((error: NodeJS.ErrnoException) => {
     // EPIPE: the decoder quit early (its exit status says why); anything else came from the input.
     if (error.code !== "EPIPE" && error.code !== "ERR_STREAM_PREMATURE_CLOSE") inputError = error;
   });
@@ -66,8 +69,7 @@ export async function* throughProcess(input: AsyncIterable<Uint8Array>, command:
   }
   const [status] = await Promise.all([exited, fed]);
   if (inputError) throw inputError;
-  // lbzip2 says "bad block header magic" whether the input was cut short or damaged: look at its end.
-  const cutShort = status.code !== 0 && basename(command) === "lbzip2" ? !endsWithBzip2Trailer(tail) : undefined;
+  const cutShort = status.code !== 0 && isLbzip2 ? !endsWithBzip2Trailer(tail) : undefined;
   const failure = describeExit(format, command, status, stderr, cutShort);
   if (failure) throw failure;
 }

@@ -25,16 +25,13 @@ export async function peekHead(stream: Readable, bytes = HEAD_BYTES): Promise<{ 
     }
     if (stream.readableEnded || stream.destroyed) break;
     const ended = await new Promise<boolean>((resolve, reject) => {
-      const done = (value: boolean) => {
+      const settle = (then: () => void) => {
         stream.off("readable", onReadable).off("end", onEnd).off("error", onError).off("close", onEnd);
-        resolve(value);
+        then();
       };
-      const onReadable = () => done(false);
-      const onEnd = () => done(true);
-      const onError = (error: Error) => {
-        stream.off("readable", onReadable).off("end", onEnd).off("error", onError).off("close", onEnd);
-        reject(error);
-      };
+      const onReadable = () => settle(() => resolve(false));
+      const onEnd = () => settle(() => resolve(true));
+      const onError = (error: Error) => settle(() => reject(error));
       stream.on("readable", onReadable).on("end", onEnd).on("error", onError).on("close", onEnd);
     });
     if (ended) break;
