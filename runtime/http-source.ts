@@ -1,8 +1,14 @@
-// The bytes of a URL as served, as a Readable: redirects (bounded, loops detected), retries with
-// capped exponential backoff and full jitter, resume of an interrupted transfer with
-// `Range` + `If-Range` (no byte is ever emitted twice), an idle timeout instead of a total one,
+// The bytes of a URL as served, as a Readable: redirects (bounded, loops detected, never from https
+// to http), retries with capped exponential backoff and full jitter, resume of an interrupted transfer
+// with `Range` + `If-Range` (no byte is ever emitted twice), an idle timeout instead of a total one,
 // and mirrors tried in order. 404/410/403 move on to the next mirror at once; 5xx and network
 // errors are retried on the same URL first.
+//
+// A resume continues the same file or nothing: it needs a validator from the first response (a strong
+// ETag, else Last-Modified) for If-Range, and the 206 must carry the same validator and total size.
+// When that cannot be had (no validator, a server that ignores Range, a file that changed), the body
+// fails with RestartFromZero: the bytes already passed on cannot be taken back, so the caller starts
+// the whole transfer again.
 import { Readable } from "node:stream";
 import { request, type Dispatcher, type ResponseData } from "./undici-core.ts";
 import { backoffDelay, sleep, type BackoffPolicy } from "./backoff.ts";
@@ -22,7 +28,18 @@ export interface TransferOptions {
   maxRedirects?: number;
   signal?: AbortSignal;
   /** Told about each failed attempt that will be retried or moved past (for a log line). */
-  onRetry?(event: { url: string; error: Error; delayMs?: number }): void;
+  onRetry?(event: RetryEvent): void;
+}
+
+/**
+ * A failed attempt that is not the end: retried on the same URL after `delayMs`, retried from byte 0
+ * (`restart`), or moved past to the next candidate URL (neither).
+ */
+export interface RetryEvent {
+  url: string;
+  error: Error;
+  delayMs?: number;
+  restart?: boolean;
 }
 
 /** An HTTP failure; `retryable` says whether trying the same URL again can help. */
@@ -36,6 +53,19 @@ export class HttpError extends Error {
     this.url = url;
     this.retryable = options.retryable;
     this.status = options.status;
+  }
+}
+
+/**
+ * The transfer cannot continue where it stopped; only a new transfer from byte 0 can deliver the file.
+ * `offset` is how far the body had got.
+ */
+export class RestartFromZero extends Error {
+  readonly offset: number;
+  constructor(message: string, offset: number) {
+    super(message);
+    this.name = "RestartFromZero";
+    this.offset = offset;
   }
 }
 
@@ -69,6 +99,32 @@ function networkError(error: unknown, url: string): HttpError {
   // A certificate that does not verify will not verify on the next attempt either.
   const certificate = /CERT|UNABLE_TO_|SELF_SIGNED|ERR_TLS/.test(e.code ?? "");
   return new HttpError(`${what} from ${url}`, url, { retryable: !certificate, cause: error });
+}
+
+/**
+ * Where a redirect leads: only to http:// or https://, and never from https:// to http://, which would
+ * hand the transfer to anyone on the path.
+ */
+function redirectTarget(from: string, location: string): string {
+  let next: URL;
+  try {
+    next = new URL(location, from);
+  } catch {
+    throw new HttpError(`${from} redirects to '${location}', which is not a URL`, from, { retryable: false });
+  }
+  if (next.protocol !== "http:" && next.protocol !== "https:") {
+    throw new HttpError(`${from} redirects to ${next.href}, which is not an http:// or https:// URL: refusing to follow it`, from, { retryable: false });
+  }
+  if (from.startsWith("https:") && next.protocol === "http:") {
+    throw new HttpError(`${from} redirects to ${next.href}: refusing to go from https to plain http`, from, { retryable: false });
+  }
+  return next.href;
+}
+
+/** `If-None-Match` for the one URL the image at DEST was served from: another URL's ETag means nothing. */
+export interface ConditionalRequest {
+  url: string;
+  etag: string;
 }
 
 function header(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
@@ -109,7 +165,7 @@ class Transfer {
   info: SourceInfo = { size: undefined, etag: undefined, lastModified: undefined };
   readonly failures = new Map<string, Error>();
   readonly options: TransferOptions;
-  readonly ifNoneMatch: string | undefined;
+  readonly ifNoneMatch: ConditionalRequest | undefined;
   /** The response body being read, destroyed when the consumer gives up. */
   current: Readable | undefined;
   /** Set when the consumer destroyed the stream: no more retries. */
@@ -118,7 +174,7 @@ class Transfer {
   readonly stop = new AbortController();
   readonly signal: AbortSignal;
 
-  constructor(url: string, options: TransferOptions, ifNoneMatch?: string) {
+  constructor(url: string, options: TransferOptions, ifNoneMatch?: ConditionalRequest) {
     this.options = options;
     this.candidates = candidateUrls(url, options.mirrors);
     this.ifNoneMatch = ifNoneMatch;
@@ -162,6 +218,7 @@ class Transfer {
       try {
         return await this.request(url, offset);
       } catch (error) {
+        if (error instanceof RestartFromZero) throw error;
         await this.recover(networkError(error, url));
       }
     }
@@ -171,16 +228,20 @@ class Transfer {
   async request(start: string, offset: number): Promise<Response | "not-modified"> {
     const headers: Record<string, string> = { "user-agent": "netimport", "accept-encoding": "identity" };
     if (offset > 0) {
+      // Only the same file can be continued: without a validator, If-Range cannot ask for that.
+      if (!this.validator) {
+        throw new RestartFromZero(`${this.url} sent neither an ETag nor a Last-Modified date, so the transfer cannot resume at byte ${offset}`, offset);
+      }
       headers.range = `bytes=${offset}-`;
-      if (this.validator) headers["if-range"] = this.validator;
-    } else if (this.ifNoneMatch) {
-      headers["if-none-match"] = this.ifNoneMatch;
+      headers["if-range"] = this.validator;
+    } else if (this.ifNoneMatch && this.ifNoneMatch.url === start) {
+      headers["if-none-match"] = this.ifNoneMatch.etag;
     }
+    const conditional = headers["if-none-match"] !== undefined;
     const seen = new Set<string>();
     let url = start;
     for (;;) {
       seen.add(url);
-      if (url.startsWith("file:")) throw new HttpError(`refusing redirect to ${url}`, start, { retryable: false });
       const response = await request(url, {
         method: "GET",
         headers,
@@ -192,7 +253,7 @@ class Transfer {
         await response.body.dump();
         const location = header(response.headers, "location");
         if (!location) throw new HttpError(`HTTP ${statusCode} without Location from ${url}`, url, { retryable: false });
-        const next = new URL(location, url).href;
+        const next = redirectTarget(url, location);
         if (seen.has(next)) throw new HttpError(`redirect loop: ${url} redirects back to ${next}`, start, { retryable: false });
         if (seen.size > (this.options.maxRedirects ?? 10)) {
           throw new HttpError(`too many redirects (more than ${this.options.maxRedirects ?? 10}) from ${start}`, start, { retryable: false });
@@ -200,23 +261,19 @@ class Transfer {
         url = next;
         continue;
       }
-      if (statusCode === 304 && offset === 0 && this.ifNoneMatch) {
+      if (statusCode === 304 && conditional) {
         await response.body.dump();
         return "not-modified";
       }
       if (statusCode === 200 && offset > 0) {
         response.body.destroy();
-        throw new HttpError(
-          `${url} answered a resume request (at byte ${offset}) with the whole file: it changed on the server or ignores Range`,
-          url, { retryable: false, status: 200 },
-        );
+        throw new RestartFromZero(`${url} answered the resume at byte ${offset} with the whole file: the file changed on the server, or the server ignores Range`, offset);
       }
       if (statusCode === 206 && offset > 0) {
-        const range = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(header(response.headers, "content-range") ?? "");
-        const total = range?.[2] === "*" ? undefined : Number(range?.[2]);
-        if (!range || Number(range[1]) !== offset || (total !== undefined && this.info.size !== undefined && total !== this.info.size)) {
+        const problem = this.resumeProblem(response.headers, offset);
+        if (problem) {
           response.body.destroy();
-          throw new HttpError(`${url} answered a resume at byte ${offset} with Content-Range '${header(response.headers, "content-range") ?? ""}'`, url, { retryable: false });
+          throw new RestartFromZero(`${url} answered the resume at byte ${offset} ${problem}`, offset);
         }
         return { url, ...response };
       }
@@ -225,14 +282,35 @@ class Transfer {
         await response.body.dump().catch(() => undefined);
         const actual = /^bytes \*\/(\d+)$/.exec(header(response.headers, "content-range") ?? "")?.[1];
         const has = actual === undefined ? "" : `, the file has ${actual}`;
-        throw new HttpError(
+        throw new RestartFromZero(
           `HTTP 416 Range Not Satisfiable from ${url} when resuming at byte ${offset} of ${this.info.size ?? "?"} announced${has}: wrong Content-Length, or the file changed`,
-          url, { retryable: false, status: 416 },
+          offset,
         );
       }
       await response.body.dump().catch(() => undefined);
       throw statusError(statusCode, url);
     }
+  }
+
+  /**
+   * Why a 206 does not continue the file the first response started (undefined when it does): the
+   * range must start where we stopped, and size and validators must be those of the first response.
+   */
+  resumeProblem(headers: Response["headers"], offset: number): string | undefined {
+    const contentRange = header(headers, "content-range") ?? "";
+    const range = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(contentRange);
+    const total = range?.[2] === "*" ? undefined : Number(range?.[2]);
+    if (!range || Number(range[1]) !== offset) return `with Content-Range '${contentRange}'`;
+    if (total !== undefined && this.info.size !== undefined && total !== this.info.size) {
+      return `with a file of ${total} bytes, not the ${this.info.size} announced first`;
+    }
+    const etag = header(headers, "etag");
+    if (this.info.etag !== undefined && etag !== this.info.etag) return `with ETag ${etag ?? "(none)"}, not ${this.info.etag}: the file changed`;
+    const lastModified = header(headers, "last-modified");
+    if (this.info.etag === undefined && this.info.lastModified !== undefined && lastModified !== undefined && lastModified !== this.info.lastModified) {
+      return `with Last-Modified ${lastModified}, not ${this.info.lastModified}: the file changed`;
+    }
+    return undefined;
   }
 
   /** Takes size and validators from the first full response. */
@@ -318,7 +396,7 @@ async function* idle(body: Readable, ms: number, url: string): AsyncGenerator<Bu
  * const source = await openHttpSource("https://example.org/os.raw.zst", { dispatcher, mirrors: ["https://m/"] });
  * if (!source.notModified) await pipeline(source.body, createWriteStream("os.raw.zst"));
  */
-export async function openHttpSource(url: string, options: TransferOptions & { ifNoneMatch?: string }): Promise<OpenedSource> {
+export async function openHttpSource(url: string, options: TransferOptions & { ifNoneMatch?: ConditionalRequest }): Promise<OpenedSource> {
   const transfer = new Transfer(url, options, options.ifNoneMatch);
   const first = await transfer.open(0);
   if (first === "not-modified") return { notModified: true, url: transfer.url };
@@ -349,6 +427,17 @@ export async function openHttpSource(url: string, options: TransferOptions & { i
  * candidate says it does not exist (404/410/403). Other failures throw.
  */
 export async function fetchSmallFile(url: string, options: TransferOptions, limit = 16 << 20): Promise<{ data: Buffer; url: string } | undefined> {
+  for (let restarts = 0; ; restarts++) {
+    try {
+      return await fetchSmallFileOnce(url, options, limit);
+    } catch (error) {
+      if (!(error instanceof RestartFromZero) || restarts >= (options.retries ?? 5)) throw error;
+      options.onRetry?.({ url, error, restart: true });
+    }
+  }
+}
+
+async function fetchSmallFileOnce(url: string, options: TransferOptions, limit: number): Promise<{ data: Buffer; url: string } | undefined> {
   let source: OpenedSource;
   try {
     source = await openHttpSource(url, options);

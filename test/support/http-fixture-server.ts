@@ -35,6 +35,11 @@ export interface FixtureBehaviour {
   extraContentLength?: number;
   /** Answer Range requests with 200 and the whole file, like a server without range support. */
   ignoreRange?: boolean;
+  /** Answer Range requests with 206 even when If-Range does not match (a broken or hostile server). */
+  ignoreIfRange?: boolean;
+  /** From request number `afterRequests` (0-based) on, serve the file at `path` instead: an upload
+   *  that replaced the file between two requests (its own ETag and Last-Modified with it). */
+  replacedBy?: { path: string; afterRequests: number };
   /** Use this ETag instead of the one derived from size and mtime; null sends none. */
   etag?: string | null;
   /** Send no Last-Modified header. */
@@ -84,6 +89,7 @@ export interface FixtureServer {
 export async function startFixtureServer(options: FixtureServerOptions): Promise<FixtureServer> {
   const behaviours = new Map<string, FixtureBehaviour>();
   const statusCount = new Map<string, number>();
+  const requestCount = new Map<string, number>();
   const log: FixtureLogEntry[] = [];
   const sockets = new Set<Socket>();
   const chunkSize = options.chunkSize ?? 65536;
@@ -91,6 +97,7 @@ export async function startFixtureServer(options: FixtureServerOptions): Promise
     if (behaviour === undefined) behaviours.delete(path);
     else behaviours.set(path, { ...behaviour, cutAt: behaviour.cutAt ? [...behaviour.cutAt] : undefined });
     statusCount.delete(path);
+    requestCount.delete(path);
   };
   for (const [path, behaviour] of Object.entries(options.behaviours ?? {})) setBehaviour(path, behaviour);
 
@@ -121,7 +128,10 @@ export async function startFixtureServer(options: FixtureServerOptions): Promise
     }
     if (b.redirectTo !== undefined) return end(302, { location: b.redirectTo });
 
-    const file = join(options.root, normalize(path).replace(/^(\.\.(\/|$))+/, ""));
+    const nth = requestCount.get(path) ?? 0;
+    requestCount.set(path, nth + 1);
+    const servedPath = b.replacedBy && nth >= b.replacedBy.afterRequests ? b.replacedBy.path : path;
+    const file = join(options.root, normalize(servedPath).replace(/^(\.\.(\/|$))+/, ""));
     let stat;
     try {
       stat = statSync(file);
@@ -148,7 +158,7 @@ export async function startFixtureServer(options: FixtureServerOptions): Promise
     let status = 200;
     const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? "");
     const ifRange = req.headers["if-range"];
-    const validatorHolds = ifRange === undefined || ifRange === etag || ifRange === lastModified;
+    const validatorHolds = b.ignoreIfRange || ifRange === undefined || ifRange === etag || ifRange === lastModified;
     if (range && !b.ignoreRange && validatorHolds) {
       start = Number(range[1]);
       if (range[2]) last = Math.min(last, Number(range[2]));

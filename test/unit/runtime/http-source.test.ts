@@ -1,18 +1,19 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Agent } from "undici";
-import { fetchSmallFile, openHttpSource, type TransferOptions } from "../../../runtime/http-source.ts";
+import { fetchSmallFile, HttpError, openHttpSource, RestartFromZero, type ConditionalRequest, type TransferOptions } from "../../../runtime/http-source.ts";
 import { startFixtureServer, type FixtureServer } from "../../support/http-fixture-server.ts";
+import { makeTestCertificates } from "../../support/test-certificates.ts";
 
 const FILE = randomBytes(1 << 20);
 /** Larger than everything that buffers ahead of a consumer (socket, undici, the body's high water mark). */
 const BIG = Buffer.concat(Array.from({ length: 16 }, () => FILE));
 
-async function readAll(url: string, options: Partial<TransferOptions> & { ifNoneMatch?: string } = {}): Promise<Buffer> {
+async function readAll(url: string, options: Partial<TransferOptions> & { ifNoneMatch?: ConditionalRequest } = {}): Promise<Buffer> {
   const source = await openHttpSource(url, { dispatcher, idleTimeoutMs: 1000, backoff: { baseMs: 10, capMs: 50 }, ...options });
   assert.equal(source.notModified, false);
   if (source.notModified) throw new Error("unreachable");
@@ -30,6 +31,9 @@ before(async () => {
   writeFileSync(join(dir, "image.raw"), FILE);
   writeFileSync(join(dir, "small.txt"), "hello\n");
   writeFileSync(join(dir, "big.raw"), BIG);
+  // Another upload of image.raw: same size, other bytes, a later mtime (so another ETag).
+  writeFileSync(join(dir, "image-v2.raw"), randomBytes(FILE.length));
+  utimesSync(join(dir, "image-v2.raw"), new Date(), new Date(Date.now() + 60_000));
   server = await startFixtureServer({ root: dir });
   dispatcher = new Agent({ headersTimeout: 1000, bodyTimeout: 0 });
 });
@@ -62,9 +66,42 @@ describe("openHttpSource", () => {
     assert.ok(server.log.filter((e) => e.range).every((e) => e.ifRange?.startsWith('"')));
   });
 
-  it("fails clearly when the server answers a resume with the whole file", async () => {
+  it("asks for a restart from byte 0 when the server answers a resume with the whole file", async () => {
     server.behave("/image.raw", { cutAt: [100_000], ignoreRange: true });
-    await assert.rejects(readAll(`${server.url}/image.raw`), /answered a resume request \(at byte 100000\) with the whole file/);
+    await assert.rejects(readAll(`${server.url}/image.raw`), (error: Error) =>
+      error instanceof RestartFromZero && error.offset === 100_000 && /answered the resume at byte 100000 with the whole file/.test(error.message));
+    server.behave("/image.raw", undefined);
+  });
+
+  it("never splices two files: a 206 of a replaced file (If-Range ignored) asks for a restart", async () => {
+    server.log.length = 0;
+    server.behave("/image.raw", { cutAt: [300_000], ignoreIfRange: true, replacedBy: { path: "/image-v2.raw", afterRequests: 1 } });
+    await assert.rejects(readAll(`${server.url}/image.raw`), (error: Error) =>
+      error instanceof RestartFromZero && /answered the resume at byte 300000 with ETag ".*", not ".*": the file changed/.test(error.message));
+    assert.deepEqual(server.log.map((e) => e.status), [200, 206]);
+    server.behave("/image.raw", undefined);
+  });
+
+  it("a compliant server's answer to If-Range on a replaced file (200) asks for a restart", async () => {
+    server.behave("/image.raw", { cutAt: [300_000], replacedBy: { path: "/image-v2.raw", afterRequests: 1 } });
+    await assert.rejects(readAll(`${server.url}/image.raw`), RestartFromZero);
+    server.behave("/image.raw", undefined);
+  });
+
+  it("does not resume without a validator (no ETag, no Last-Modified): no bare Range request", async () => {
+    server.log.length = 0;
+    server.behave("/image.raw", { cutAt: [300_000], etag: null, noLastModified: true });
+    await assert.rejects(readAll(`${server.url}/image.raw`), (error: Error) =>
+      error instanceof RestartFromZero && /sent neither an ETag nor a Last-Modified date, so the transfer cannot resume at byte 300000/.test(error.message));
+    assert.deepEqual(server.log.map((e) => e.range), [undefined]);
+    server.behave("/image.raw", undefined);
+  });
+
+  it("resumes with Last-Modified when there is no strong ETag", async () => {
+    server.log.length = 0;
+    server.behave("/image.raw", { cutAt: [300_000], etag: 'W/"weak"' });
+    assert.ok((await readAll(`${server.url}/image.raw`)).equals(FILE));
+    assert.match(server.log[1]?.ifRange ?? "", /GMT$/);
     server.behave("/image.raw", undefined);
   });
 
@@ -99,6 +136,17 @@ describe("openHttpSource", () => {
     await assert.rejects(readAll(`${server.url}/a`), /redirect loop/);
     server.behave("/a", undefined);
     server.behave("/b", undefined);
+  });
+
+  it("does not follow a redirect to another scheme, and names it, without retrying", async () => {
+    for (const location of ["ftp://127.0.0.1/image.raw", "data:text/plain,hello", "file:///etc/shadow"]) {
+      server.log.length = 0;
+      server.behave("/odd", { redirectTo: location });
+      await assert.rejects(readAll(`${server.url}/odd`), (error: Error) =>
+        error instanceof HttpError && !error.retryable && error.message.includes(`redirects to ${new URL(location).href}, which is not an http:// or https:// URL`));
+      assert.equal(server.log.length, 1, location);
+    }
+    server.behave("/odd", undefined);
   });
 
   it("bounds the number of redirects", async () => {
@@ -188,15 +236,54 @@ describe("openHttpSource", () => {
     }
   });
 
-  it("answers If-None-Match with not-modified", async () => {
-    const first = await openHttpSource(`${server.url}/image.raw`, { dispatcher });
+  it("answers If-None-Match with not-modified, and sends it only to the URL the ETag came from", async () => {
+    const url = `${server.url}/image.raw`;
+    const first = await openHttpSource(url, { dispatcher });
     if (first.notModified) throw new Error("unexpected");
     first.body.destroy();
-    const again = await openHttpSource(`${server.url}/image.raw`, { dispatcher, ifNoneMatch: first.etag });
+    const again = await openHttpSource(url, { dispatcher, ifNoneMatch: { url, etag: first.etag! } });
     assert.equal(again.notModified, true);
-    const changed = await openHttpSource(`${server.url}/image.raw`, { dispatcher, ifNoneMatch: '"other"' });
+    const changed = await openHttpSource(url, { dispatcher, ifNoneMatch: { url, etag: '"other"' } });
     assert.equal(changed.notModified, false);
     if (!changed.notModified) changed.body.destroy();
+    // The same ETag from another URL (a colliding ETag of another file) is never sent.
+    server.log.length = 0;
+    const other = await openHttpSource(url, { dispatcher, ifNoneMatch: { url: `${server.url}/big.raw`, etag: first.etag! } });
+    assert.equal(other.notModified, false);
+    if (!other.notModified) other.body.destroy();
+    assert.equal(server.log[0]?.ifNoneMatch, undefined);
+  });
+});
+
+describe("openHttpSource over https", () => {
+  let tlsDir: string;
+  let https: FixtureServer;
+  let tlsDispatcher: Agent;
+  before(async () => {
+    tlsDir = mkdtempSync(join(tmpdir(), "netimport-https-"));
+    const certs = makeTestCertificates(tlsDir);
+    mkdirSync(join(tlsDir, "srv"));
+    writeFileSync(join(tlsDir, "srv", "image.raw"), FILE);
+    https = await startFixtureServer({ root: join(tlsDir, "srv"), tls: { key: certs.key, cert: certs.cert } });
+    tlsDispatcher = new Agent({ connect: { ca: readFileSync(certs.ca, "utf8") } });
+  });
+  after(async () => {
+    await tlsDispatcher.close();
+    await https.close();
+    rmSync(tlsDir, { recursive: true, force: true });
+  });
+
+  it("never follows a redirect from https to plain http", async () => {
+    https.behave("/image.raw", { redirectTo: `${server.url}/image.raw` });
+    server.log.length = 0;
+    await assert.rejects(
+      readAll(`${https.url}/image.raw`, { dispatcher: tlsDispatcher }),
+      (error: Error) => error instanceof HttpError && !error.retryable
+        && error.message === `${https.url}/image.raw redirects to ${server.url}/image.raw: refusing to go from https to plain http`,
+    );
+    assert.equal(server.log.length, 0, "the http server was never asked");
+    https.behave("/image.raw", undefined);
+    assert.ok((await readAll(`${https.url}/image.raw`, { dispatcher: tlsDispatcher })).equals(FILE));
   });
 });
 
@@ -205,6 +292,15 @@ describe("fetchSmallFile", () => {
     const found = await fetchSmallFile(`${server.url}/small.txt`, { dispatcher });
     assert.equal(found?.data.toString(), "hello\n");
     assert.equal(await fetchSmallFile(`${server.url}/missing.txt`, { dispatcher, mirrors: [`${server.url}/x/`] }), undefined);
+  });
+
+  it("starts a small file again from byte 0 when it cannot be resumed", async () => {
+    server.log.length = 0;
+    server.behave("/small.txt", { cutAt: [3], etag: null, noLastModified: true });
+    const found = await fetchSmallFile(`${server.url}/small.txt`, { dispatcher, backoff: { baseMs: 1, capMs: 1 } });
+    assert.equal(found?.data.toString(), "hello\n");
+    assert.deepEqual(server.log.map((e) => e.range), [undefined, undefined]);
+    server.behave("/small.txt", undefined);
   });
 
   it("throws on server errors instead of treating them as missing", async () => {
