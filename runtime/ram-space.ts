@@ -1,7 +1,9 @@
 // Room for the image where it is written. In the initrd that is /run (or /run/machines), a tmpfs that
 // systemd mounts with size=20% of RAM (systemd issue #40994: a big image dies with ENOSPC at 20%). So
 // when the image would not fit, or its size is unknown and /run is that small, a dedicated tmpfs is
-// mounted on the destination folder, sized from MemAvailable minus a margin for the system.
+// mounted on the destination folder: exactly as large as an image of known size, else as large as the
+// memory limit for images (half of RAM by default) and the available memory allow. Its size is what
+// bounds a decompression bomb: the decoder fails with ENOSPC at the limit, and the failed pull unmounts it.
 import { execFile } from "node:child_process";
 import { mkdir, readdir, readFile, statfs } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
@@ -21,10 +23,12 @@ export interface SpaceOptions {
   /** Memory left to the system: `keepFraction` of MemTotal plus `keepBytes` (default 10% + 64 MiB). */
   keepFraction?: number;
   keepBytes?: number;
+  /** The most memory images in one folder may take (default half of RAM). */
+  memoryLimit?: MemoryLimit;
 }
 
 export interface SpaceResult {
-  /** True when this call mounted (or grew) the dedicated tmpfs on destDir. */
+  /** True when this call mounted the dedicated tmpfs on destDir. */
   mountedTmpfs: boolean;
   /** Bytes available for the image in destDir now. */
   available: number;
@@ -55,8 +59,7 @@ async function readMemory(path = "/proc/meminfo"): Promise<Memory> {
 }
 
 /** What memory a dedicated tmpfs may use: MemAvailable minus the margin kept for the system. */
-async function usableMemory(options: SpaceOptions): Promise<number> {
-  const memory = await readMemory(options.meminfoPath);
+function usableMemory(memory: Memory, options: SpaceOptions): number {
   const keep = memory.total * (options.keepFraction ?? 0.1) + (options.keepBytes ?? 64 * MIB);
   return Math.max(0, Math.floor(memory.available - keep));
 }
@@ -108,54 +111,141 @@ async function mountTmpfs(dir: string, size: number, remount: boolean): Promise<
   }
 }
 
+/** The most memory images may take in RAM: a size in bytes, or a share of MemTotal. */
+export type MemoryLimit = { bytes: number } | { percent: number };
+
+/** Half of RAM: what the kernel gives a tmpfs when no size is asked for. */
+export const DEFAULT_MEMORY_LIMIT: MemoryLimit = { percent: 50 };
+
 /**
- * Makes sure `bytes` (the decoded image size, if known) fit in `destDir`, mounting a dedicated tmpfs
- * there when destDir is on a tmpfs/ramfs that is too small.
+ * `--image-memory-max=`: bytes with an optional K, M, G or T suffix (powers of 1024, as systemd's
+ * parse_size()), or a percentage of RAM. Throws on anything else.
+ *
+ * @example parseMemoryLimit("1.5G") // { bytes: 1610612736 };  parseMemoryLimit("40%") // { percent: 40 }
+ */
+export function parseMemoryLimit(text: string): MemoryLimit {
+  const percent = /^(\d+(?:\.\d+)?)%$/.exec(text);
+  if (percent) {
+    const value = Number(percent[1]);
+    if (value > 0 && value <= 100) return { percent: value };
+  }
+  const size = /^(\d+(?:\.\d+)?)([KMGT]?)$/i.exec(text);
+  if (size) {
+    const bytes = Math.floor(Number(size[1]) * 1024 ** " KMGT".indexOf(size[2]!.toUpperCase() || " "));
+    if (bytes > 0 && Number.isSafeInteger(bytes)) return { bytes };
+  }
+  throw new Error(`invalid memory limit '${text}' (expected a size such as 4G or 512M, or a share of RAM such as 50%)`);
+}
+
+function limitBytes(limit: MemoryLimit, memory: Memory): number {
+  return "bytes" in limit ? limit.bytes : Math.floor((memory.total * limit.percent) / 100);
+}
+
+function describeLimit(limit: MemoryLimit, bytes: number): string {
+  return "bytes" in limit ? formatBytes(bytes) : `${formatBytes(bytes)} (${limit.percent}% of RAM)`;
+}
+
+/** What is known of the image's decoded size before it is written. */
+export interface ImageSize {
+  bytes: number;
+  /** True when the decoded image is exactly `bytes` (Content-Length of an uncompressed image); false
+   *  when it is only a lower bound (the first zstd frame's content size: a file may hold more frames). */
+  exact: boolean;
+}
+
+/** Room a tmpfs needs besides the image's data pages: the provenance record and its temporary. */
+const SLACK = 1024 * 1024;
+
+/**
+ * Makes sure an image of `size` (undefined: unknown) fits in `destDir`, mounting a dedicated tmpfs
+ * there when destDir is in RAM and too small, or on a ramfs (which nothing bounds), and growing the
+ * dedicated tmpfs an earlier pull mounted. In RAM, images never get more than the memory limit
+ * (`options.memoryLimit`, default half of RAM) nor more than the memory available; a tmpfs mounted for
+ * an image of exactly known size is no larger than that image. Call it with the folder's storage lock held.
  *
  * ```ts
- * await ensureSpace("/run/machines", 3_300_000_000);
- * // → { mountedTmpfs: true, available: 21_000_000_000 } or throws
+ * await ensureSpace("/run/machines", { bytes: 3_300_000_000, exact: true });
+ * // → { mountedTmpfs: true, available: 3_301_048_576 } or throws
  * //   "image needs 3.1 GiB, only 1.2 GiB of memory is available for /run/machines"
  * ```
  * A tmpfs is mounted only on an empty folder (created if missing) that is not already another mount
  * point; one we mounted earlier (source "netimport") is grown instead.
  */
-export async function ensureSpace(destDir: string, bytes: number | undefined, options: SpaceOptions = {}): Promise<SpaceResult> {
+export async function ensureSpace(destDir: string, size: ImageSize | undefined, options: SpaceOptions = {}): Promise<SpaceResult> {
   const dir = resolve(destDir);
   const fs = await statNearest(dir);
-  const inRam = fs.type === TMPFS_MAGIC || fs.type === RAMFS_MAGIC;
+  const bytes = size?.bytes;
   const fits = bytes === undefined || bytes <= fs.available;
-  if (!inRam) {
+  if (fs.type !== TMPFS_MAGIC && fs.type !== RAMFS_MAGIC) {
     if (fits) return { mountedTmpfs: false, available: fs.available };
     throw new Error(`image needs ${formatBytes(bytes!)}, only ${formatBytes(fs.available)} is free on ${fs.path}`);
   }
-  const usable = await usableMemory(options);
-  if (fs.type === RAMFS_MAGIC) {
-    // ramfs has no size limit: only memory counts.
-    if (bytes !== undefined && bytes > usable) throw noMemory(bytes, usable, dir);
-    return { mountedTmpfs: false, available: usable };
+  const memory = await readMemory(options.meminfoPath);
+  const limit = options.memoryLimit ?? DEFAULT_MEMORY_LIMIT;
+  const cap = limitBytes(limit, memory);
+  const usable = Math.min(cap, usableMemory(memory, options));
+  if (bytes !== undefined && bytes > cap) {
+    throw new Error(`image needs ${formatBytes(bytes)}, more than the ${describeLimit(limit, cap)} images may take in memory (--image-memory-max)`);
   }
+  if (bytes !== undefined && bytes > usable) throw noMemory(bytes, usable, dir);
+
   const existing = await mountAt(dir, options.mountinfoPath);
   if (existing?.source === MOUNT_SOURCE && existing.fsType === "tmpfs") {
-    // Ours from an earlier image: grow it if needed. Its used pages are no longer in MemAvailable.
-    if (bytes === undefined || fits) return { mountedTmpfs: false, available: fs.available };
-    if (bytes > usable) throw noMemory(bytes, usable, dir);
-    await mountTmpfs(dir, fs.size - fs.available + usable, true);
-    return { mountedTmpfs: true, available: await availableIn(dir) };
+    return growOwnTmpfs(dir, fs, size, cap, usable);
   }
-  // Unknown size: a dedicated tmpfs is worth it when it could hold more than the current one.
-  const needDedicated = bytes === undefined ? fs.size < usable : !fits;
+  const ramfs = fs.type === RAMFS_MAGIC;
+  // Unknown size: a dedicated tmpfs is worth it when it could hold more than what is free here.
+  const needDedicated = ramfs || (bytes === undefined ? fs.available < usable : !fits);
   if (!needDedicated) return { mountedTmpfs: false, available: fs.available };
-  if (bytes !== undefined && bytes > usable) throw noMemory(bytes, usable, dir);
-  const refuse = (why: string) => {
-    if (fits) return { mountedTmpfs: false, available: fs.available };
+  const refuse = (why: string): SpaceResult => {
+    if (ramfs && bytes === undefined) {
+      throw new Error(`${fs.path} is a ramfs, which no size bounds, and ${dir} ${why}, so no tmpfs limits the image of unknown size: refusing to fill RAM`);
+    }
+    if (fits) return { mountedTmpfs: false, available: ramfs ? usable : fs.available };
     throw new Error(`image needs ${formatBytes(bytes!)}, only ${formatBytes(fs.available)} is free on ${fs.path}, and ${dir} ${why}, so no tmpfs is mounted on it`);
   };
   if (existing) return refuse(`is a ${existing.fsType} mount not made by netimport`);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   if ((await readdir(dir)).length) return refuse("is not empty");
-  await mountTmpfs(dir, usable, false);
+  await mountTmpfs(dir, size?.exact ? size.bytes + SLACK : usable, false);
   return { mountedTmpfs: true, available: await availableIn(dir) };
+}
+
+/**
+ * Our tmpfs from an earlier image: grown so that this image fits too. While another pull is still
+ * writing into it (a `.#` temporary is there), what it has reserved but not yet used is not free: this
+ * image's room is then added on top.
+ */
+async function growOwnTmpfs(dir: string, fs: { size: number; available: number }, size: ImageSize | undefined, cap: number, usable: number): Promise<SpaceResult> {
+  const used = fs.size - fs.available;
+  const othersWriting = (await readdir(dir)).some((name) => name.startsWith(".#"));
+  let want: number;
+  if (size === undefined || !size.exact) want = Math.max(fs.size, Math.min(cap, used + usable));
+  else if (othersWriting) want = fs.size + size.bytes + SLACK;
+  else want = Math.max(fs.size, used + size.bytes + SLACK);
+  if (size?.exact && want > cap) {
+    throw new Error(`image needs ${formatBytes(size.bytes)}, and with the ${formatBytes(used)} already in ${dir} that is more than the ${formatBytes(cap)} images may take in memory (--image-memory-max)`);
+  }
+  if (want - fs.size > usable) throw noMemory(size?.bytes ?? want - fs.size, usable, dir);
+  if (want <= fs.size) return { mountedTmpfs: false, available: fs.available };
+  await mountTmpfs(dir, want, true);
+  return { mountedTmpfs: false, available: await availableIn(dir) };
+}
+
+/**
+ * After a failed pull, with the folder's storage lock held: a netimport tmpfs on `dir` that holds
+ * nothing any more is unmounted, so a failure gives its memory back. Returns true when it unmounted.
+ */
+export async function releaseEmptyTmpfs(dir: string, options: Pick<SpaceOptions, "mountinfoPath"> = {}): Promise<boolean> {
+  const existing = await mountAt(resolve(dir), options.mountinfoPath);
+  if (existing?.source !== MOUNT_SOURCE || existing.fsType !== "tmpfs") return false;
+  if ((await readdir(dir)).length) return false;
+  try {
+    await promisify(execFile)("umount", [dir]);
+    return true;
+  } catch {
+    return false; // busy (a process has it as its working folder): it holds nothing, leave it
+  }
 }
 
 async function availableIn(dir: string): Promise<number> {

@@ -4,9 +4,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { ensureSpace, explainWriteError, formatBytes, isNoSpaceError } from "../../../runtime/ram-space.ts";
+import { ensureSpace, explainWriteError, formatBytes, isNoSpaceError, parseMemoryLimit, releaseEmptyTmpfs } from "../../../runtime/ram-space.ts";
 
 const MIB = 1024 * 1024;
+const exact = (bytes: number) => ({ bytes, exact: true });
 let dir: string;
 let run: string;
 let meminfoPath: string;
@@ -48,60 +49,112 @@ describe("formatBytes", () => {
 
 describe("ensureSpace", () => {
   test("an image that fits leaves everything alone", async () => {
-    const result = await ensureSpace(join(run, "fits"), MIB, { meminfoPath });
+    const result = await ensureSpace(join(run, "fits"), exact(MIB), { meminfoPath });
     assert.equal(result.mountedTmpfs, false);
     assert.ok(result.available >= 3 * MIB);
     assert.deepEqual(mountsUnder(dir).map((m) => m.source), ["test-run"]);
   });
 
-  test("an image too big for the small tmpfs gets a dedicated one, sized from MemAvailable", async () => {
+  test("an image of known size too big for the small tmpfs gets a dedicated one exactly its size (+1 MiB)", async () => {
     const dest = join(run, "machines");
-    const result = await ensureSpace(dest, 16 * MIB, { meminfoPath });
+    const result = await ensureSpace(dest, exact(16 * MIB), { meminfoPath });
     assert.equal(result.mountedTmpfs, true);
     assert.ok(mountsUnder(dest).some((m) => m.point === dest && m.source === "netimport"));
     const s = statfsSync(dest);
-    assert.equal(Math.round((s.blocks * s.bsize) / MIB), 346);
+    assert.equal((s.blocks * s.bsize) / MIB, 17);
     assert.equal(result.available, s.bavail * s.bsize);
     // Writing 16 MiB there works now.
     writeFileSync(join(dest, "image.raw"), Buffer.alloc(16 * MIB, 1));
-    // A second call finds our tmpfs and does not stack another one.
-    const again = await ensureSpace(dest, 32 * MIB, { meminfoPath });
+    // A second image comes: our tmpfs grows by its size instead of stacking another one.
+    const again = await ensureSpace(dest, exact(32 * MIB), { meminfoPath });
     assert.equal(again.mountedTmpfs, false);
     assert.equal(mountsUnder(dest).length, 1);
-    // More memory became available and a bigger image comes: our tmpfs grows (used 16 MiB + 857.6 MiB).
-    const roomier = join(dir, "meminfo-1g");
-    writeFileSync(roomier, "MemTotal:        1048576 kB\nMemAvailable:    1048576 kB\n");
-    const grown = await ensureSpace(dest, 400 * MIB, { meminfoPath: roomier });
-    assert.equal(grown.mountedTmpfs, true);
-    assert.equal(mountsUnder(dest).length, 1);
-    const after = statfsSync(dest);
-    assert.equal(Math.round((after.blocks * after.bsize) / MIB), 874);
+    const grown = statfsSync(dest);
+    assert.equal((grown.blocks * grown.bsize) / MIB, 16 + 32 + 1);
+    // While another pull still writes into it (a .# temporary), its reservation is not free room.
+    writeFileSync(join(dest, ".#other.raw.0123abcd"), "");
+    await ensureSpace(dest, exact(8 * MIB), { meminfoPath });
+    const reserved = statfsSync(dest);
+    assert.equal((reserved.blocks * reserved.bsize) / MIB, 49 + 8 + 1);
   });
 
-  test("an unknown size on a small tmpfs also gets the dedicated tmpfs", async () => {
+  test("an unknown size on a small tmpfs gets a dedicated tmpfs of what memory and the limit allow", async () => {
     const dest = join(run, "unknown");
     const result = await ensureSpace(dest, undefined, { meminfoPath });
     assert.equal(result.mountedTmpfs, true);
     assert.ok(mountsUnder(dest).some((m) => m.point === dest && m.source === "netimport"));
+    const s = statfsSync(dest);
+    assert.equal(Math.round((s.blocks * s.bsize) / MIB), 346, "512 MiB available - 10% of RAM - 64 MiB");
+    // A lower limit bounds it: this is what stops a decompression bomb.
+    const limited = join(run, "limited");
+    await ensureSpace(limited, undefined, { meminfoPath, memoryLimit: { percent: 10 } });
+    const l = statfsSync(limited);
+    assert.equal(Math.round((l.blocks * l.bsize) / MIB), 102, "10% of 1 GiB");
+    await ensureSpace(join(run, "limited-bytes"), undefined, { meminfoPath, memoryLimit: { bytes: 20 * MIB } });
+    assert.equal(statfsSync(join(run, "limited-bytes")).blocks * statfsSync(join(run, "limited-bytes")).bsize, 20 * MIB);
+  });
+
+  test("an image larger than the memory limit is refused before anything is written", async () => {
+    await assert.rejects(ensureSpace(join(run, "over"), exact(200 * MIB), { meminfoPath, memoryLimit: { percent: 5 } }),
+      /^Error: image needs 200 MiB, more than the 51 MiB \(5% of RAM\) images may take in memory \(--image-memory-max\)$/);
+    assert.equal(mountsUnder(join(run, "over")).length, 0);
   });
 
   test("more than memory can hold fails with the numbers", async () => {
-    await assert.rejects(ensureSpace(join(run, "huge"), 3.1 * 1024 * MIB, { meminfoPath }),
-      new RegExp(`^Error: image needs 3\\.1 GiB, only 346 MiB of memory is available for ${run}/huge$`));
+    await assert.rejects(ensureSpace(join(run, "huge"), exact(400 * MIB), { meminfoPath, memoryLimit: { percent: 100 } }),
+      new RegExp(`^Error: image needs 400 MiB, only 346 MiB of memory is available for ${run}/huge$`));
   });
 
   test("a non-empty folder is not mounted over", async () => {
     const dest = join(run, "busy");
     mkdirSync(dest);
     writeFileSync(join(dest, "other"), "x");
-    await assert.rejects(ensureSpace(dest, 16 * MIB, { meminfoPath }), /is not empty, so no tmpfs is mounted on it/);
+    await assert.rejects(ensureSpace(dest, exact(16 * MIB), { meminfoPath }), /is not empty, so no tmpfs is mounted on it/);
     assert.equal(mountsUnder(dest).length, 0);
+  });
+
+  test("a ramfs, which nothing bounds, gets a tmpfs for an image of unknown size", async () => {
+    const ramfs = join(dir, "ramfs");
+    mkdirSync(ramfs);
+    execFileSync("mount", ["-t", "ramfs", "test-ramfs", ramfs]);
+    const dest = join(ramfs, "machines");
+    await ensureSpace(dest, undefined, { meminfoPath, memoryLimit: { bytes: 8 * MIB } });
+    assert.ok(mountsUnder(dest).some((m) => m.point === dest && m.source === "netimport"));
+    const busy = join(ramfs, "busy");
+    mkdirSync(busy);
+    writeFileSync(join(busy, "x"), "");
+    await assert.rejects(ensureSpace(busy, undefined, { meminfoPath }), /is a ramfs, which no size bounds, and .*busy is not empty, so no tmpfs limits the image of unknown size/);
+  });
+
+  test("an empty netimport tmpfs is unmounted after a failure; anything else stays", async () => {
+    const dest = join(run, "released");
+    assert.equal((await ensureSpace(dest, exact(8 * MIB), { meminfoPath })).mountedTmpfs, true);
+    writeFileSync(join(dest, "image.raw"), "x");
+    assert.equal(await releaseEmptyTmpfs(dest), false, "it holds an image");
+    rmSync(join(dest, "image.raw"));
+    assert.equal(await releaseEmptyTmpfs(dest), true);
+    assert.equal(mountsUnder(dest).length, 0);
+    assert.equal(await releaseEmptyTmpfs(run), false, "not netimport's");
+    assert.deepEqual(mountsUnder(dir).filter((m) => m.point === run).map((m) => m.source), ["test-run"]);
   });
 
   test("on a disk file system only the free space counts", async () => {
     const onDisk = statfsSync(tmpdir()).type !== 0x01021994;
     if (!onDisk) return;
-    await assert.rejects(ensureSpace(join(dir, "disk"), 2 ** 50, { meminfoPath }), /^Error: image needs 1024 TiB, only .* is free on /);
+    await assert.rejects(ensureSpace(join(dir, "disk"), exact(2 ** 50), { meminfoPath }), /^Error: image needs 1024 TiB, only .* is free on /);
+  });
+});
+
+describe("parseMemoryLimit", () => {
+  test("sizes with K, M, G, T (powers of 1024) and shares of RAM", () => {
+    assert.deepEqual(parseMemoryLimit("1073741824"), { bytes: 1073741824 });
+    assert.deepEqual(parseMemoryLimit("512M"), { bytes: 512 * MIB });
+    assert.deepEqual(parseMemoryLimit("1.5G"), { bytes: 1.5 * 1024 * MIB });
+    assert.deepEqual(parseMemoryLimit("2t"), { bytes: 2 * 1024 ** 4 });
+    assert.deepEqual(parseMemoryLimit("40%"), { percent: 40 });
+    for (const bad of ["", "0", "0%", "101%", "-1G", "1X", "G", "50 %", "1e3", "9".repeat(30)]) {
+      assert.throws(() => parseMemoryLimit(bad), /invalid memory limit/, bad);
+    }
   });
 });
 
