@@ -121,6 +121,13 @@ function redirectTarget(from: string, location: string): string {
   return next.href;
 }
 
+/** `Basic …` for a URL with a user name or password (RFC 7617), else undefined. */
+function basicAuthorization(url: string): string | undefined {
+  const { username, password } = new URL(url);
+  if (!username && !password) return undefined;
+  return `Basic ${Buffer.from(`${decodeURIComponent(username)}:${decodeURIComponent(password)}`).toString("base64")}`;
+}
+
 /** `If-None-Match` for the one URL the image at DEST was served from: another URL's ETag means nothing. */
 export interface ConditionalRequest {
   url: string;
@@ -238,13 +245,16 @@ class Transfer {
       headers["if-none-match"] = this.ifNoneMatch.etag;
     }
     const conditional = headers["if-none-match"] !== undefined;
+    const credentials = basicAuthorization(start);
     const seen = new Set<string>();
     let url = start;
     for (;;) {
       seen.add(url);
+      // A URL's user name and password go to its own origin only, never to where it redirects.
+      const sameOrigin = credentials !== undefined && new URL(url).origin === new URL(start).origin;
       const response = await request(url, {
         method: "GET",
-        headers,
+        headers: sameOrigin ? { ...headers, authorization: credentials } : headers,
         dispatcher: this.options.dispatcher,
         signal: this.signal,
       });

@@ -46,6 +46,8 @@ export interface FixtureBehaviour {
   noLastModified?: boolean;
   /** Delay the response headers by this many milliseconds. */
   delayMs?: number;
+  /** Answer 401 unless the request carries HTTP Basic credentials "user:password". */
+  basicAuth?: string;
 }
 
 /** One request as the server saw it, for assertions (e.g. that a resume sent `Range`). */
@@ -56,6 +58,7 @@ export interface FixtureLogEntry {
   range?: string;
   ifRange?: string;
   ifNoneMatch?: string;
+  authorization?: string;
   /** Body bytes actually written before the response ended or was cut. */
   bytesSent: number;
 }
@@ -108,6 +111,7 @@ export async function startFixtureServer(options: FixtureServerOptions): Promise
     if (req.headers.range) entry.range = req.headers.range;
     if (req.headers["if-range"]) entry.ifRange = String(req.headers["if-range"]);
     if (req.headers["if-none-match"]) entry.ifNoneMatch = String(req.headers["if-none-match"]);
+    if (req.headers.authorization) entry.authorization = req.headers.authorization;
     log.push(entry);
     const respond = (): void => serve(req, res, path, behaviour, entry);
     if (behaviour.delayMs) setTimeout(respond, behaviour.delayMs);
@@ -125,6 +129,9 @@ export async function startFixtureServer(options: FixtureServerOptions): Promise
       statusCount.set(path, seen + 1);
       const applies = b.statusAfter !== undefined ? seen >= b.statusAfter : b.statusTimes === undefined || seen < b.statusTimes;
       if (applies) return end(b.status, {}, `status ${b.status}\n`);
+    }
+    if (b.basicAuth !== undefined && req.headers.authorization !== `Basic ${Buffer.from(b.basicAuth).toString("base64")}`) {
+      return end(401, { "www-authenticate": 'Basic realm="netimport test"' }, "unauthorized\n");
     }
     if (b.redirectTo !== undefined) return end(302, { location: b.redirectTo });
 

@@ -149,6 +149,22 @@ describe("openHttpSource", () => {
     server.behave("/odd", undefined);
   });
 
+  it("sends a URL's user name and password to its own origin only", async () => {
+    const other = await startFixtureServer({ root: dir });
+    try {
+      server.log.length = 0;
+      server.behave("/private/image.raw", { basicAuth: "alice:s3 cr3t", redirectTo: `${other.url}/image.raw` });
+      const withCredentials = server.url.replace("http://", "http://alice:s3%20cr3t@");
+      assert.ok((await readAll(`${withCredentials}/private/image.raw`)).equals(FILE));
+      assert.equal(server.log[0]?.authorization, `Basic ${Buffer.from("alice:s3 cr3t").toString("base64")}`);
+      assert.equal(other.log[0]?.authorization, undefined, "not to the origin it redirects to");
+      await assert.rejects(readAll(`${server.url}/private/image.raw`), /HTTP 401 Unauthorized from/);
+    } finally {
+      server.behave("/private/image.raw", undefined);
+      await other.close();
+    }
+  });
+
   it("bounds the number of redirects", async () => {
     for (let i = 0; i < 5; i++) server.behave(`/r${i}`, { redirectTo: `/r${i + 1}` });
     await assert.rejects(readAll(`${server.url}/r0`, { maxRedirects: 3 }), /too many redirects/);
