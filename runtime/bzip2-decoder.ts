@@ -6,6 +6,7 @@
 // The slices are small because they are the one allocation per output byte: 1 MiB slices, freed at
 // the pace of the sink, left glibc's heap fragmented (1 GiB pull: peak RSS 174 MiB; 64 KiB: 152-155).
 import Bunzip from "seek-bzip";
+import { DecodeError, TRAILING_GARBAGE } from "./decode-error.ts";
 
 const ATTEMPT_AT = 2 * 1024 * 1024;
 const NativeUint32Array = Uint32Array;
@@ -13,11 +14,12 @@ const SLICE = 64 * 1024;
 
 class NeedMoreInput extends Error {}
 
-/** Errors this decoder raises name the format and say truncated or corrupt. */
-export function bzip2Error(error: unknown): Error {
-  const message = error instanceof Error ? error.message : String(error);
-  if (message.startsWith("bzip2 stream")) return error as Error;
-  return new Error(`bzip2 stream is corrupt: ${message}`);
+const STREAM_MAGIC = Buffer.from("BZh");
+
+/** Errors this decoder raises name the format and say truncated or corrupt: seek-bzip's own are corrupt. */
+export function bzip2Error(error: unknown): DecodeError {
+  if (error instanceof DecodeError) return error;
+  return new DecodeError("bzip2", "corrupt", error instanceof Error ? error.message : String(error), { cause: error });
 }
 
 /**
@@ -37,12 +39,11 @@ export async function* decodeBzip2(source: AsyncIterable<Uint8Array>): AsyncGene
   const input = new Bunzip.Stream();
   input.readByte = () => {
     if (pos < end) return buf[pos++]!;
-    if (ended) throw new Error("bzip2 stream is truncated");
+    if (ended) throw new DecodeError("bzip2", "truncated");
     throw new NeedMoreInput();
   };
   let bz: InstanceType<typeof Bunzip> | undefined;
   let inStream = false; // between a stream header and its end-of-stream marker
-  let trailing = false;
 
   // seek-bzip allocates a fresh 3.6 MB Uint32Array (`new Uint32Array(this.dbufSize)`) for every 900 kB
   // block: a GiB of output left hundreds of them to the garbage collector (peak RSS 230 MiB). Each
@@ -104,12 +105,15 @@ export async function* decodeBzip2(source: AsyncIterable<Uint8Array>): AsyncGene
   async function* drain(): AsyncGenerator<Buffer> {
     for (;;) {
       if (!inStream) {
-        if (trailing) { pos = end; return; }
         if (pos >= end) return;
         if (bz !== undefined) {
-          // After a complete stream: another one (pbzip2, cat) or trailing garbage, which bzip2 ignores.
-          if (end - pos < 3 && !ended) return;
-          if (buf.subarray(pos, Math.min(pos + 3, end)).toString("latin1") !== "BZh") { trailing = true; continue; }
+          // After a complete stream: another one (pbzip2, cat), or trailing garbage, which the bzip2
+          // tools ignore but we refuse, as for the other formats. The start of a stream cut short is
+          // a truncated one.
+          const next = buf.subarray(pos, Math.min(pos + STREAM_MAGIC.length, end));
+          const startsStream = next.equals(STREAM_MAGIC.subarray(0, next.length));
+          if (!startsStream) throw new DecodeError("bzip2", "corrupt", TRAILING_GARBAGE);
+          if (next.length < STREAM_MAGIC.length && !ended) return;
         }
         if (!attempt(() => {
           if (bz === undefined) bz = new Bunzip(input, null);
@@ -124,7 +128,7 @@ export async function* decodeBzip2(source: AsyncIterable<Uint8Array>): AsyncGene
         let expected = 0;
         if (!attempt(() => { expected = decoder.reader.read(32) >>> 0; })) return;
         if (expected !== decoder.streamCRC) {
-          throw new Error(`bzip2 stream is corrupt: stream CRC mismatch (got ${decoder.streamCRC.toString(16)}, expected ${expected.toString(16)})`);
+          throw new DecodeError("bzip2", "corrupt", `stream CRC mismatch (got ${decoder.streamCRC.toString(16)}, expected ${expected.toString(16)})`);
         }
         inStream = false;
         continue;
@@ -139,8 +143,7 @@ export async function* decodeBzip2(source: AsyncIterable<Uint8Array>): AsyncGene
   }
   ended = true;
   yield* drain();
-  if (bz === undefined) throw new Error("bzip2 stream is truncated");
-  if (inStream) throw new Error("bzip2 stream is truncated");
+  if (bz === undefined || inStream) throw new DecodeError("bzip2", "truncated");
 }
 
 /** The inverse BWT and RLE1 of seek-bzip's `_read_bunzip`, writing into 64 KiB slices. */
@@ -187,6 +190,6 @@ function* blockOutput(bz: InstanceType<typeof Bunzip>): Generator<Buffer> {
   bz.writeCount = count;
   if (n) yield out.subarray(0, n);
   if (crc.getCRC() !== bz.targetBlockCRC) {
-    throw new Error(`bzip2 stream is corrupt: block CRC mismatch (got ${crc.getCRC().toString(16)}, expected ${bz.targetBlockCRC.toString(16)})`);
+    throw new DecodeError("bzip2", "corrupt", `block CRC mismatch (got ${crc.getCRC().toString(16)}, expected ${bz.targetBlockCRC.toString(16)})`);
   }
 }

@@ -12,6 +12,7 @@ import { Duplex } from "node:stream";
 import { createGunzip, createZstdDecompress } from "node:zlib";
 import xzDecompress from "xz-decompress";
 import { decodeBzip2 } from "./bzip2-decoder.ts";
+import { DecodeError, type DecodeProblem } from "./decode-error.ts";
 import { findExecutable, throughProcess } from "./native-decoder.ts";
 import { through } from "./stream-through.ts";
 import { ZstdFrameSplitter, type FramePiece } from "./zstd-frames.ts";
@@ -57,9 +58,9 @@ export interface DecoderOptions {
  * ```ts
  * await pipeline(response.body, createDecoder(), createSparseFileSink(tmp));
  * ```
- * A truncated or corrupt stream ends the pipeline with an Error naming the format and the problem, e.g.
- * "xz stream is truncated" or "gzip stream is corrupt: incorrect header check". Errors from the input pass
- * through unchanged.
+ * A truncated or corrupt stream ends the pipeline with a DecodeError naming the format and the problem,
+ * e.g. "xz stream is truncated" or "gzip stream is corrupt: incorrect header check" (bzip2 also refuses
+ * trailing garbage, as gzip and zstd do). Errors from the input pass through unchanged.
  */
 export function createDecoder(options: DecoderOptions = {}): Duplex {
   return Duplex.from(async function* (source: AsyncIterable<Buffer>) {
@@ -198,7 +199,7 @@ async function* decodeZstdFrames(input: AsyncIterable<Buffer>): AsyncGenerator<B
     if (inputEnded) break;
     result = await iterator.next();
   }
-  if (!splitter.atFrameBoundary) throw new Error("zstd stream is truncated");
+  if (!splitter.atFrameBoundary) throw new DecodeError("zstd", "truncated");
 }
 
 async function* decodeXz(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
@@ -207,28 +208,27 @@ async function* decodeXz(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
 }
 
 // xz-embedded's return codes, as xz-decompress reports them ("get_next_output failed with error code 8").
-const XZ_ERRORS: Record<string, string> = {
-  "2": "corrupt: unsupported integrity check",
-  "3": "corrupt: out of memory",
-  "4": "corrupt: dictionary larger than the memory limit",
-  "5": "corrupt: not an xz stream (bad header)",
-  "6": "corrupt: unsupported options (e.g. a filter xz-embedded lacks)",
-  "7": "corrupt: data does not match its check",
-  "8": "truncated",
+const XZ_ERRORS: Record<string, [DecodeProblem, string?]> = {
+  "2": ["corrupt", "unsupported integrity check"],
+  "3": ["corrupt", "out of memory"],
+  "4": ["corrupt", "dictionary larger than the memory limit"],
+  "5": ["corrupt", "not an xz stream (bad header)"],
+  "6": ["corrupt", "unsupported options (e.g. a filter xz-embedded lacks)"],
+  "7": ["corrupt", "data does not match its check"],
+  "8": ["truncated"],
 };
 
-/** Turns a decoder's own error into "<format> stream is corrupt: …" / "<format> stream is truncated". */
+/** Turns a decoder's own error into a DecodeError, "<format> stream is corrupt: …" / "<format> stream is truncated". */
 function describe(compression: Compression, error: unknown): Error {
+  if (error instanceof DecodeError) return error;
   const err = error instanceof Error ? error : new Error(String(error));
   const message = err.message;
+  // Already worded by our own code: a decoder that could not start, or zstd-frames.ts's framing errors.
   if (message.startsWith(`${compression} stream is`) || message.startsWith(`${compression} decoder`)) return err;
   const code = (err as NodeJS.ErrnoException).code;
-  let result: Error;
-  if (code === "Z_BUF_ERROR" || /unexpected end of file/.test(message)) result = new Error(`${compression} stream is truncated`);
-  else if (compression === "xz" && /error code (\d+)/.test(message)) {
-    const what = XZ_ERRORS[/error code (\d+)/.exec(message)![1]!] ?? `corrupt: ${message}`;
-    result = new Error(`xz stream is ${what}`);
-  } else result = new Error(`${compression} stream is corrupt: ${message}`);
-  result.cause = err;
-  return result;
+  const xzCode = compression === "xz" ? /error code (\d+)/.exec(message)?.[1] : undefined;
+  const [problem, detail]: [DecodeProblem, string?] = code === "Z_BUF_ERROR" || /unexpected end of file/.test(message)
+    ? ["truncated"]
+    : (xzCode !== undefined && XZ_ERRORS[xzCode]) || ["corrupt", message];
+  return new DecodeError(compression, problem, detail, { cause: err });
 }

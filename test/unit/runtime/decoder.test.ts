@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { after, before, describe, test } from "node:test";
 import { createDecoder, detectCompression, type Compression, type DecoderOptions } from "../../../runtime/decoder.ts";
-import { endsWithBzip2Trailer, findExecutable } from "../../../runtime/native-decoder.ts";
+import { bzip2MarkerDistance, endsWithBzip2Trailer, findExecutable } from "../../../runtime/native-decoder.ts";
 import { zstdFrameContentSize } from "../../../runtime/zstd-frames.ts";
 
 const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
@@ -124,8 +124,10 @@ describe("createDecoder", () => {
     /** Runs `body` with PATH holding only `name` (linked to the system's). */
     const withOnly = async (name: string, body: () => Promise<void>) => {
       const bin = join(dir, `only-${name}`);
-      mkdirSync(bin, { recursive: true });
-      symlinkSync(findExecutable(name)!, join(bin, name));
+      if (!existsSync(join(bin, name))) {
+        mkdirSync(bin, { recursive: true });
+        symlinkSync(findExecutable(name)!, join(bin, name));
+      }
       const path = process.env.PATH;
       process.env.PATH = bin;
       try { await body(); } finally { process.env.PATH = path; }
@@ -142,6 +144,58 @@ describe("createDecoder", () => {
           await assert.rejects(decode(damaged, { implementation: "native" }), new RegExp(`^Error: bzip2 stream is corrupt: ${name}: `));
         }));
     }
+    /**
+     * 8 MB of text in 100 kB blocks: more than a bzip2 tool reads ahead, so one that finds a bad block
+     * near the start exits while most of the input is still unread.
+     */
+    let multiBlock: Buffer | undefined;
+    const multiBlockFile = () => {
+      multiBlock ??= execFileSync(findExecutable("lbzip2") ? "lbzip2" : "bzip2", ["-1", "-c"],
+        { input: randomBytes(6_000_000).toString("base64"), maxBuffer: 1 << 26 });
+      return multiBlock;
+    };
+    const damaged = (data: Buffer, at: number, xor = 0xff) => {
+      const copy = Buffer.from(data);
+      copy[at < 0 ? copy.length + at : at]! ^= xor;
+      return copy;
+    };
+    for (const name of ["lbzip2", "bzip2"]) {
+      const skip = !findExecutable(name) && `${name} is not installed`;
+      test(`${name}: a bad block far from the end is corrupt, though the tool stops before the input ends`, { skip }, () => {
+        const bad = Buffer.from(multiBlockFile());
+        bad.fill(0x55, 200_000, 200_004);
+        return withOnly(name, async () => {
+          await assert.rejects(decode(bad, { implementation: "native" }),
+            new RegExp(`^Error: bzip2 stream is corrupt: ${name}: `));
+        });
+      });
+      test(`${name}: a damaged end-of-stream marker or stream CRC is corrupt; a cut anywhere near the end is truncated`, { skip }, () => {
+        const whole = compress("bzip2", plain);
+        return withOnly(name, async () => {
+          // The trailer: 48 bits of magic, the 32-bit stream CRC, 0-7 bits of padding. Byte -7 is in
+          // the magic and byte -2 in the CRC, whatever the padding.
+          for (const bad of [damaged(whole, -7), damaged(whole, -7, 0x10), damaged(whole, -2)]) {
+            await assert.rejects(decode(bad, { implementation: "native" }), new RegExp(`^Error: bzip2 stream is corrupt: ${name}: `));
+          }
+          for (const cut of [1, 3, 7, 11, 40, 2000]) {
+            await assert.rejects(decode(whole.subarray(0, whole.length - cut), { implementation: "native" }),
+              new RegExp(`^Error: bzip2 stream is truncated: ${name}: `), `cut ${cut} bytes short`);
+          }
+        });
+      });
+      test(`${name}: trailing garbage is refused; concatenated streams are not garbage`, { skip }, () => {
+        const whole = compress("bzip2", plain);
+        const first = compress("bzip2", plain.subarray(0, 1000));
+        return withOnly(name, async () => {
+          for (const garbage of [Buffer.from("garbage"), Buffer.alloc(1), Buffer.alloc(4096), randomBytes(3 << 20)]) {
+            await assert.rejects(decode(Buffer.concat([whole, garbage]), { implementation: "native" }),
+              { message: "bzip2 stream is corrupt: trailing garbage after the end of the compressed data" }, `${garbage.length} bytes`);
+          }
+          const two = Buffer.concat([first, whole]);
+          assert.equal(sha256(await decode(two, { implementation: "native" })), sha256(Buffer.concat([plain.subarray(0, 1000), plain])));
+        });
+      });
+    }
     test("the end-of-stream marker is found at any bit offset, and only at the very end", () => {
       for (const size of [0, 1, 37, 5000, 300_000]) {
         const whole = compress("bzip2", plain.subarray(0, size));
@@ -151,6 +205,25 @@ describe("createDecoder", () => {
       }
       assert.equal(endsWithBzip2Trailer(Buffer.alloc(0)), false);
     });
+    test("a trailer with one damaged byte is near the marker; the ends of cut files are not", () => {
+      const whole = compress("bzip2", plain);
+      assert.equal(bzip2MarkerDistance(damaged(whole, -7, 0x01)), 1);
+      assert.ok(bzip2MarkerDistance(damaged(whole, -8)) <= 8);
+      for (let cut = 1; cut < 2000; cut += 7) assert.ok(bzip2MarkerDistance(whole.subarray(0, -cut)) > 8, `cut ${cut}`);
+    });
+  });
+
+  test("bzip2 (js): trailing garbage is refused, a cut-short next stream is truncated", async () => {
+    const whole = compress("bzip2", plain.subarray(0, 50_000));
+    for (const garbage of [Buffer.from("garbage"), Buffer.alloc(1), Buffer.alloc(4096), randomBytes(3 << 20)]) {
+      for (const chunkSize of [1 << 20, 4093]) {
+        await assert.rejects(decode(Buffer.concat([whole, garbage]), { implementation: "js" }, chunkSize),
+          { message: "bzip2 stream is corrupt: trailing garbage after the end of the compressed data" }, `${garbage.length} bytes`);
+      }
+    }
+    for (const next of ["B", "BZ", "BZh", "BZh9"]) {
+      await assert.rejects(decode(Buffer.concat([whole, Buffer.from(next)]), { implementation: "js" }), { message: "bzip2 stream is truncated" }, next);
+    }
   });
 
   test("bzip2 (js): a block of zeros comes out in slices of at most 64 KiB", async () => {
