@@ -41,14 +41,22 @@ function workerHasher(): Hasher {
   };
 }
 
+/**
+ * Called with the digest as soon as the last byte passed, before the stages after the tee are done
+ * (a decoder may still be expanding a small download into gigabytes): throwing ends the pipeline there.
+ */
+export type DigestCheck = (sha256: string) => void;
+
 export class HashTee extends Transform {
   readonly #hasher: Hasher;
+  readonly #check: DigestCheck | undefined;
   #digest: string | undefined;
   #bytes = 0;
 
-  constructor(placement: HashPlacement) {
+  constructor(placement: HashPlacement, check?: DigestCheck) {
     super();
     this.#hasher = placement === "worker" ? workerHasher() : inlineHasher();
+    this.#check = check;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -60,8 +68,8 @@ export class HashTee extends Transform {
     this.#hasher.digest().then((hex) => {
       this.#hasher.close();
       this.#digest = hex;
-      callback();
-    }, (error: Error) => {
+      this.#check?.(hex);
+    }).then(() => callback(), (error: Error) => {
       this.#hasher.close();
       callback(error);
     });
@@ -86,13 +94,14 @@ export class HashTee extends Transform {
 
 /**
  * A pass-through Transform that hashes what flows through it; on a worker thread when the machine
- * has a second CPU (`placement` overrides).
+ * has a second CPU (`placement` overrides). `check`, when given, judges the digest the moment the
+ * input ends.
  *
  * @example
  * const tee = createHashTee();
  * await pipeline(source, tee, sink);
  * tee.digest(); // "e3b0c442…"
  */
-export function createHashTee(placement: HashPlacement = availableParallelism() > 1 ? "worker" : "inline"): HashTee {
-  return new HashTee(placement);
+export function createHashTee(placement: HashPlacement = availableParallelism() > 1 ? "worker" : "inline", check?: DigestCheck): HashTee {
+  return new HashTee(placement, check);
 }

@@ -18,7 +18,7 @@ export interface NativeFileDecoderOptions {
   args: readonly string[];
   /** "zstd" or "xz", for messages. */
   format: string;
-  /** The file to create (O_EXCL: it must not exist). */
+  /** The file to write: new, or the empty temporary the pull created; never through a symlink. */
   path: string;
   mode?: number;
 }
@@ -50,7 +50,7 @@ export function createNativeFileDecoder(options: NativeFileDecoderOptions): Writ
   return new Writable({
     highWaterMark: 1 << 20,
     construct(callback) {
-      open(options.path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, options.mode ?? 0o644).then((handle) => {
+      open(options.path, constants.O_CREAT | constants.O_WRONLY | constants.O_NOFOLLOW, options.mode ?? 0o644).then((handle) => {
         file = handle;
         const spawned = spawn(options.command, options.args, { stdio: ["pipe", handle.fd, "pipe"] });
         child = spawned;

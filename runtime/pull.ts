@@ -1,31 +1,40 @@
-// `netimport pull`, composed: settle the expected hash (small files first), peek at the image's
-// first bytes (compression, announced size → room check), then into a hidden temporary
-//   source → hash tee → progress → decoder → sink (sparse file | tar unpack)
-//   source → hash tee → progress → zstd/xz binary → file      (raw, with the system's binary at hand)
-//   source → progress → sparse file sink that also hashes      (raw, uncompressed)
-// then verify → rename into place. Any failure removes the temporary; DEST only ever holds a
-// complete, verified image.
-import { mkdir } from "node:fs/promises";
+// `netimport pull`, composed:
+//   lock DEST → remove a killed pull's temporaries → look at what DEST holds (only netimport's own
+//   images are ever replaced) → settle the expected hash (small files first) → request the image
+//   (conditionally, when DEST may be reused) → peek at its first bytes (compression, announced size)
+//   → make room and the hidden temporary → stream into it
+//     source → hash tee → progress → decoder → sink (sparse file | tar unpack)
+//     source → hash tee → progress → zstd/xz binary → file      (raw, with the system's binary at hand)
+//     source → progress → sparse file sink that also hashes      (raw, uncompressed)
+//   → verify → record → rename into place.
+// Any failure removes the temporary (and a tmpfs mounted for it that holds nothing else); DEST only
+// ever holds a complete, verified image of the requested URL. A transfer that cannot resume where it
+// stopped (no validator, the file changed, Range ignored) starts again from byte 0, within the retries.
+import { constants, type Stats } from "node:fs";
+import { lstat, mkdir, open, stat, utimes } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { dirname } from "node:path";
 import type { Duplex, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import type { ImageType } from "../generator/import-request.ts";
+import { redactUrl } from "../generator/redact.ts";
 import { createDecoder, decoderKind, detectCompression, sparseFileDecoder, type Compression } from "./decoder.ts";
-import { makeReadOnly, moveIntoPlace, readStoredEtag, removePath, storeEtag, temporaryPath } from "./destination.ts";
+import { lockDestination, lockFolderStorage } from "./dest-lock.ts";
+import { findTemporaries, inspectDestination, makeReadOnly, moveIntoPlace, removePath, temporaryPath, type ExistingImage } from "./destination.ts";
 import type { DnsPaths } from "./dns-fallback.ts";
 import { openFileSource, readSmallFile } from "./file-source.ts";
-import { createHashTee } from "./hash-tee.ts";
+import { createHashTee, type DigestCheck } from "./hash-tee.ts";
 import { createDispatcher } from "./http-dispatcher.ts";
-import { fetchSmallFile, openHttpSource, type OpenedSource, type TransferOptions } from "./http-source.ts";
-import type { ImageType } from "../generator/import-request.ts";
+import { fetchSmallFile, openHttpSource, RestartFromZero, type ConditionalRequest, type OpenedSource, type TransferOptions } from "./http-source.ts";
+import { identityOf, writeRecords, type ImageRecord } from "./image-record.ts";
 import { createNativeFileDecoder } from "./native-file-decoder.ts";
 import { peekHead } from "./peek-head.ts";
 import { createProgressMeter } from "./progress.ts";
-import { ensureSpace } from "./ram-space.ts";
+import { ensureSpace, releaseEmptyTmpfs, type ImageSize, type MemoryLimit } from "./ram-space.ts";
 import { dropSpareSliceWorker, prestartSliceWorker } from "./slice-worker.ts";
 import { createSparseFileSink } from "./sparse-file-sink.ts";
 import { zstdFrameContentSize } from "./zstd-frames.ts";
-import { checkImageHash, expectImageHash, type SmallFileFetcher, type VerifyMode } from "./verify.ts";
+import { checkImageHash, expectImageHash, type Expectation, type SmallFileFetcher, type VerifyMode } from "./verify.ts";
 
 export interface PullOptions {
   url: string;
@@ -37,7 +46,9 @@ export interface PullOptions {
   defaultKeyrings?: readonly string[];
   mirrors?: readonly string[];
   caFile?: string;
-  proxy?: string;
+  /** Proxies for http:// and https:// requests (each request by its own URL's scheme). */
+  httpProxy?: string;
+  httpsProxy?: string;
   noProxy?: string;
   idleTimeoutSeconds?: number;
   retries?: number;
@@ -45,12 +56,16 @@ export interface PullOptions {
   retryDelaySeconds?: number;
   progressIntervalSeconds?: number;
   readOnly?: boolean;
+  /** The most memory images may take when DEST is in RAM (default half of RAM). */
+  memoryLimit?: MemoryLimit;
   signal?: AbortSignal;
   /** Informational lines (progress, retries); default stdout. */
   info?: (line: string) => void;
   dnsPaths?: DnsPaths;
   /** Which decoders: "auto" (default) uses the system's zstd/xz/bzip2 when installed, "js" never spawns one. */
   decoders?: "auto" | "js";
+  /** Replaces /proc/meminfo (tests). */
+  meminfoPath?: string;
 }
 
 export type PullResult =
@@ -65,63 +80,188 @@ export type PullResult =
  */
 export async function pull(options: PullOptions): Promise<PullResult> {
   const info = options.info ?? ((line: string) => process.stdout.write(`${line}\n`));
+  // Loaded only for tar images: raw pulls never evaluate the tar code.
+  if (options.type === "tar") (await import("./tar-unpack-sink.ts")).requireGnuTar();
+  await mkdir(dirname(options.dest), { recursive: true });
+  const lock = await lockDestination(options.dest);
+  try {
+    for (const leftover of await findTemporaries(options.dest)) {
+      info(`removing ${leftover}, left behind by an interrupted pull`);
+      await removePath(leftover);
+    }
+    const existing = await inspectDestination(options.dest, options.type === "raw" ? "file" : "directory");
+    return await pullLocked(options, existing, info);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function pullLocked(options: PullOptions, existing: ExistingImage, info: (line: string) => void): Promise<PullResult> {
   // The image's sink (or its hash) runs on a worker thread, given a second CPU: start one while the
   // request is out (dropped if a system binary writes the image).
   if (availableParallelism() > 1) prestartSliceWorker();
   const idleTimeoutMs = (options.idleTimeoutSeconds ?? 30) * 1000;
   const dispatcher = createDispatcher({
-    idleTimeoutMs, caFile: options.caFile, proxy: options.proxy, noProxy: options.noProxy, dnsPaths: options.dnsPaths,
+    idleTimeoutMs, caFile: options.caFile, httpProxy: options.httpProxy, httpsProxy: options.httpsProxy,
+    noProxy: options.noProxy, dnsPaths: options.dnsPaths,
   });
   const retryBaseMs = (options.retryDelaySeconds ?? 1) * 1000;
+  const retries = options.retries ?? 5;
   const transfer: TransferOptions = {
     dispatcher,
     mirrors: options.mirrors,
     idleTimeoutMs,
-    retries: options.retries,
+    retries,
     backoff: { baseMs: retryBaseMs, capMs: Math.max(retryBaseMs, 30000) },
     signal: options.signal,
-    onRetry: ({ url, error, delayMs }) =>
-      info(delayMs === undefined ? `${error.message}; trying the next URL` : `${error.message}; retrying ${url} in ${(delayMs / 1000).toFixed(1)} s`),
+    onRetry: ({ url, error, delayMs, restart }) => info(
+      restart ? `${error.message}; starting ${redactUrl(url)} again from byte 0`
+      : delayMs === undefined ? `${error.message}; trying the next URL`
+      : `${error.message}; retrying ${redactUrl(url)} in ${(delayMs / 1000).toFixed(1)} s`,
+    ),
   };
   const isFile = options.url.startsWith("file:");
+  if (options.url.startsWith("https:")) {
+    for (const mirror of options.mirrors ?? []) {
+      if (mirror.startsWith("http:")) info(`mirror ${redactUrl(mirror)} is plain http while ${redactUrl(options.url)} is https: only verification protects the image from what it serves`);
+    }
+  }
   const fetchSmall: SmallFileFetcher = (url) => (isFile ? readSmallFile(url) : fetchSmallFile(url, transfer));
   try {
     const expected = await expectImageHash(options.verify, options.url, {
       fetch: fetchSmall, keyring: options.keyring, defaultKeyrings: options.defaultKeyrings,
     });
-    const previousEtag = isFile ? undefined : await readStoredEtag(options.dest);
-    const source: OpenedSource = isFile
-      ? await openFileSource(options.url)
-      : await openHttpSource(options.url, { ...transfer, ifNoneMatch: previousEtag });
-    if (source.notModified) return { status: "up-to-date", url: source.url };
-
-    const temp = temporaryPath(options.dest);
-    try {
-      const { head, stream: body } = await peekHead(source.body);
-      const compression = detectCompression(head);
-      const size = compression === "zstd" ? zstdFrameContentSize(head) : compression === "none" ? source.size : undefined;
-      await ensureSpace(dirname(options.dest), size);
-      await mkdir(dirname(options.dest), { recursive: true });
-      const progress = createProgressMeter({
-        total: source.size, intervalSeconds: options.progressIntervalSeconds, url: () => source.url, write: info,
-      });
-      const image = await openImageSink(options.type, compression, temp, options.decoders ?? "auto", progress);
-      await pipeline([body, ...image.stages], { signal: options.signal });
-      const sha256 = image.sha256();
-      checkImageHash(sha256, expected, source.url);
-      if (options.readOnly) await makeReadOnly(temp);
-      await moveIntoPlace(temp, options.dest);
-      await storeEtag(options.dest, source.etag);
-      return { status: "pulled", url: source.url, bytes: image.bytes(), sha256 };
-    } catch (error) {
-      // Failing before the pipeline took the body (no room, say): stop the transfer here.
-      source.body.destroy();
-      await removePath(temp);
-      throw options.signal?.aborted ? options.signal.reason : error;
+    let ifNoneMatch = isFile ? undefined : reusableEtag(existing, options.url, expected, info);
+    for (let restarts = 0; ; restarts++) {
+      const source: OpenedSource = isFile
+        ? await openFileSource(options.url)
+        : await openHttpSource(options.url, { ...transfer, ifNoneMatch });
+      if (source.notModified) {
+        if (options.readOnly && existing.state === "ours") await makeReadOnly(options.dest);
+        return { status: "up-to-date", url: source.url };
+      }
+      ifNoneMatch = undefined;
+      try {
+        return await writeImage(options, source, expected, existing, info);
+      } catch (error) {
+        if (!(error instanceof RestartFromZero) || restarts >= retries) throw error;
+        info(`${error.message}; starting again from byte 0 (${restarts + 1} of ${retries})`);
+      }
     }
   } finally {
     await dispatcher.destroy();
   }
+}
+
+/**
+ * The ETag for `If-None-Match`, only when a `304 Not Modified` could keep DEST: DEST is netimport's own
+ * image of this very URL, unchanged since it was written, and its recorded SHA-256 is the one
+ * verification expects now (a pinned hash, or the checksum file just fetched).
+ */
+function reusableEtag(existing: ExistingImage, url: string, expected: Expectation | undefined, info: (line: string) => void): ConditionalRequest | undefined {
+  if (existing.state !== "ours") return undefined;
+  const { record } = existing;
+  const reason = !existing.unchanged ? "it was changed since it was pulled"
+    : record.url !== redactUrl(url) ? `it was pulled from ${record.url}`
+    : expected && record.sha256 !== expected.hash ? `its SHA-256 is not the one ${expected.source} expects now`
+    : record.etag === undefined ? "its server sent no ETag"
+    : undefined;
+  if (reason) {
+    info(`downloading ${redactUrl(url)} again in full: the image at DEST cannot be kept, as ${reason}`);
+    return undefined;
+  }
+  return { url: record.sourceUrl, etag: record.etag! };
+}
+
+/** Streams one response into a new temporary, verifies, records and renames it into place. */
+async function writeImage(options: PullOptions, source: Extract<OpenedSource, { notModified: false }>, expected: Expectation | undefined, existing: ExistingImage, info: (line: string) => void): Promise<PullResult> {
+  const dir = dirname(options.dest);
+  let temp: string | undefined;
+  try {
+    const { head, stream: body } = await peekHead(source.body);
+    const compression = detectCompression(head);
+    temp = await makeTemporary(options, sizeOf(compression, head, source.size));
+    const progress = createProgressMeter({
+      total: source.size, intervalSeconds: options.progressIntervalSeconds, url: () => redactUrl(source.url), write: info,
+    });
+    const check: DigestCheck | undefined = expected && ((sha256) => checkImageHash(sha256, expected, source.url));
+    const image = await openImageSink(options.type, compression, temp, options.decoders ?? "auto", progress, check);
+    await pipeline([body, ...image.stages], { signal: options.signal });
+    const sha256 = image.sha256();
+    checkImageHash(sha256, expected, source.url);
+    await finishImage(options, temp, existing, { sha256, source });
+    return { status: "pulled", url: source.url, bytes: image.bytes(), sha256 };
+  } catch (error) {
+    // Failing before the pipeline took the body (no room, say): stop the transfer here.
+    source.body.destroy();
+    if (temp !== undefined) await discardTemporary(dir, temp, info);
+    throw options.signal?.aborted ? options.signal.reason : error;
+  }
+}
+
+/** What the image's first bytes and the response say of its decoded size. */
+function sizeOf(compression: Compression, head: Buffer, served: number | undefined): ImageSize | undefined {
+  if (compression === "none") return served === undefined ? undefined : { bytes: served, exact: true };
+  const first = compression === "zstd" ? zstdFrameContentSize(head) : undefined;
+  return first === undefined ? undefined : { bytes: first, exact: false };
+}
+
+/**
+ * Makes room for the image and creates its hidden temporary (an empty file, or folder for tar), both
+ * under the folder's storage lock: another pull deciding about the same folder's tmpfs then sees it.
+ */
+async function makeTemporary(options: PullOptions, size: ImageSize | undefined): Promise<string> {
+  const dir = dirname(options.dest);
+  const lock = await lockFolderStorage(dir, options.signal);
+  try {
+    await ensureSpace(dir, size, { memoryLimit: options.memoryLimit, meminfoPath: options.meminfoPath });
+    const temp = temporaryPath(options.dest);
+    if (options.type === "raw") await (await open(temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o644)).close();
+    else await mkdir(temp, { mode: 0o755 });
+    return temp;
+  } finally {
+    await lock.release();
+  }
+}
+
+/** Removes a failed pull's temporary, and the tmpfs netimport mounted for it if nothing else is in it. */
+async function discardTemporary(dir: string, temp: string, info: (line: string) => void): Promise<void> {
+  const lock = await lockFolderStorage(dir);
+  try {
+    await removePath(temp);
+    if (await releaseEmptyTmpfs(dir)) info(`unmounted the tmpfs netimport had mounted on ${dir}`);
+  } catch (error) {
+    // The failure that brought us here is what the caller reports; this one is worth a line.
+    info(`cannot clean up ${temp}: ${(error as Error).message}`);
+  } finally {
+    await lock.release();
+  }
+}
+
+/**
+ * The verified image becomes DEST: read-only if asked, its mtime the server's Last-Modified (as
+ * systemd-pull sets it), its record written (listing the old image too while the rename is under way),
+ * then renamed into place.
+ */
+async function finishImage(options: PullOptions, temp: string, existing: ExistingImage, what: { sha256: string; source: Extract<OpenedSource, { notModified: false }> }): Promise<void> {
+  const { source } = what;
+  const modified = source.lastModified === undefined ? undefined : new Date(source.lastModified);
+  if (options.type === "raw" && modified && !Number.isNaN(modified.getTime())) await utimes(temp, modified, modified);
+  if (options.readOnly) await makeReadOnly(temp);
+  const record: ImageRecord = {
+    url: redactUrl(options.url),
+    sourceUrl: redactUrl(source.url),
+    sha256: what.sha256,
+    ...(source.etag === undefined ? {} : { etag: source.etag }),
+    ...(source.lastModified === undefined ? {} : { lastModified: source.lastModified }),
+    ...identityOf(await lstat(temp)),
+  };
+  const previous = existing.state === "ours" ? [existing.record] : [];
+  await writeRecords(options.dest, [record, ...previous], temporaryPath(options.dest));
+  await moveIntoPlace(temp, options.dest);
+  // A folder's mtime may move when it is renamed into place: record what is there now.
+  const placed: Stats = await stat(options.dest);
+  await writeRecords(options.dest, [{ ...record, ...identityOf(placed) }], temporaryPath(options.dest));
 }
 
 /** The stages after the source, and where the SHA-256 of the bytes as served comes from. */
@@ -137,14 +277,16 @@ interface ImageStages {
  * on the thread that writes it (sparse-file-sink.ts): the bytes as served are the bytes written.
  * When a system binary decodes, the main thread only passes bytes along and hashes them itself: a
  * hashing thread would gain nothing and cost ~15 MiB (with lbzip2's own ~25 MiB, over the budget).
+ * The tee judges the hash as soon as the download ends, so a wrong image is refused before a
+ * decoder has expanded all of it.
  */
-async function openImageSink(type: ImageType, compression: Compression, temp: string, decoders: "auto" | "js", progress: Duplex): Promise<ImageStages> {
+async function openImageSink(type: ImageType, compression: Compression, temp: string, decoders: "auto" | "js", progress: Duplex, check: DigestCheck | undefined): Promise<ImageStages> {
   if (type === "raw" && compression === "none") {
     const sink = createSparseFileSink(temp, { hash: true });
     return { stages: [progress, sink], sha256: () => sink.result!.sha256!, bytes: () => sink.bytesWritten };
   }
   const native = type === "raw" ? sparseFileDecoder(compression, decoders) : undefined;
-  const tee = native || decoderKind(compression, decoders) === "native" ? createHashTee("inline") : createHashTee();
+  const tee = createHashTee(native || decoderKind(compression, decoders) === "native" ? "inline" : undefined, check);
   const hashed = { sha256: () => tee.digest(), bytes: () => tee.bytes };
   if (type === "raw") {
     if (native) {
@@ -153,8 +295,6 @@ async function openImageSink(type: ImageType, compression: Compression, temp: st
     }
     return { stages: [tee, progress, createDecoder({ implementation: decoders }), createSparseFileSink(temp)], ...hashed };
   }
-  // Loaded only for tar images: raw pulls never evaluate the tar code.
   const { createTarUnpackSink } = await import("./tar-unpack-sink.ts");
-  await mkdir(temp, { mode: 0o755 });
   return { stages: [tee, progress, createDecoder({ implementation: decoders }), createTarUnpackSink(temp)], ...hashed };
 }

@@ -66,7 +66,8 @@ export interface SparseFileSinkOptions {
 }
 
 /**
- * A Writable that creates `path` (O_CREAT|O_EXCL: it must not exist) and writes the stream into it sparsely.
+ * A Writable that writes the stream sparsely into `path`: a new file, or the empty one the pull created
+ * (exclusively, as its temporary); a symlink there is refused (O_NOFOLLOW).
  *
  * ```ts
  * const sink = createSparseFileSink("/run/machines/.image.raw.partial", { hash: true });
@@ -85,7 +86,7 @@ export function createSparseFileSink(path: string, options: SparseFileSinkOption
   const sink = new Writable({
     highWaterMark: 1024 * 1024,
     construct(callback) {
-      open(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, options.mode ?? 0o644).then((handle) => {
+      open(path, constants.O_CREAT | constants.O_WRONLY | constants.O_NOFOLLOW, options.mode ?? 0o644).then((handle) => {
         file = handle;
         writer = startSliceWorker({
           job: SPARSE_WRITE_JOB, data: { fd: handle.fd, hash: options.hash === true }, sliceSize: SLICE, slices: SLICES,

@@ -41,10 +41,18 @@ describe("parsePullArguments", () => {
     ]);
     assert.deepEqual(options, {
       keyring: "/k.pgp", caFile: "/ca.pem", idleTimeoutSeconds: 7, retries: 3, retryDelaySeconds: 0.5,
-      proxy: "http://p:3128", noProxy: "local,10.0.0.0/8", progressIntervalSeconds: 2, readOnly: true,
+      httpProxy: "http://p:3128", httpsProxy: "http://p:3128", noProxy: "local,10.0.0.0/8", progressIntervalSeconds: 2, readOnly: true,
       url: "http://o/root.tar.zst", dest: resolve("rel/root"), type: "tar", verify: { kind: "checksum" },
       mirrors: ["http://m1/", "http://m2/x"],
     });
+    const split = parsePullArguments([
+      "--http-proxy=http://p1:3128", "--https-proxy=http://***@p2:3128", "--secrets-from=/etc/netimport/netimport.conf",
+      "--secrets-from=/proc/cmdline", "--image-memory-max=40%", "https://***@o/os.raw", "/d",
+    ]);
+    assert.equal(split.httpProxy, "http://p1:3128");
+    assert.equal(split.httpsProxy, "http://***@p2:3128");
+    assert.deepEqual(split.secretsFrom, ["/etc/netimport/netimport.conf", "/proc/cmdline"]);
+    assert.deepEqual(split.memoryLimit, { percent: 40 });
   });
   it("defaults to raw and to systemd-pull's verify=signature", () => {
     const options = parsePullArguments(["http://o/os.raw.xz", "/run/machines/os.raw"]);
@@ -60,6 +68,13 @@ describe("parsePullArguments", () => {
     assert.throws(() => parsePullArguments(["--bogus=1", "http://o/x", "/d"]), /unknown option --bogus/);
     assert.throws(() => parsePullArguments(["ftp://o/x", "/d"]), /unsupported URL ftp:\/\/o\/x/);
     assert.throws(() => parsePullArguments(["--mirror=nope", "http://o/x", "/d"]), /invalid --mirror=nope/);
+    assert.throws(() => parsePullArguments(["--mirror=ftp://m/", "http://o/x", "/d"]), /invalid --mirror=ftp:\/\/m\/ \(http:\/\/ or https:\/\/\)/);
+    // Values a timer cannot hold (setTimeout overflows past 2^31 ms and fires at once).
+    assert.throws(() => parsePullArguments(["--retry-delay=1e12", "http://o/x", "/d"]), /invalid --retry-delay=1e12 \(at most 3600\)/);
+    assert.throws(() => parsePullArguments(["--idle-timeout=1e12", "http://o/x", "/d"]), /invalid --idle-timeout=1e12 \(at most 86400\)/);
+    assert.throws(() => parsePullArguments(["--retries=1e9", "http://o/x", "/d"]), /at most 1000/);
+    assert.throws(() => parsePullArguments(["--image-memory-max=lots", "http://o/x", "/d"]), /invalid --image-memory-max=lots/);
+    assert.throws(() => parsePullArguments(["http://o/x", "/"]), /invalid DEST \//);
   });
 });
 
@@ -90,6 +105,25 @@ describe("netimport pull (process)", () => {
     const again = await run(["pull", "--verify=no", `${server.url}/os.raw`, dest]);
     assert.equal(again.code, 0);
     assert.match(again.stdout, /is already up to date/);
+  });
+
+  it("takes credentials from --secrets-from, and shows them nowhere", async () => {
+    const secrets = join(dir, "secret.conf");
+    writeFileSync(secrets, `[Import]\nPull=raw::${server.url.replace("//", "//netimport:t0p s3cret@").replace(" ", "%20")}/private/os.raw\n`, { mode: 0o600 });
+    server.behave("/private/os.raw", { basicAuth: "netimport:t0p s3cret", redirectTo: "/os.raw" });
+    const redacted = `${server.url.replace("//", "//***@")}/private/os.raw`;
+    const dest = join(out, "private.raw");
+    const result = await run(["pull", "--verify=no", `--secrets-from=${secrets}`, redacted, dest]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(readFileSync(dest).equals(readFileSync(join(dir, "srv", "os.raw"))));
+    assert.ok(!`${result.stdout}${result.stderr}`.includes("s3cret") && !`${result.stdout}${result.stderr}`.includes("t0p"), result.stdout);
+    assert.match(result.stdout, /pulled http:\/\/\*\*\*@127\.0\.0\.1:\d+\/private\/os\.raw into/);
+    assert.ok(!readFileSync(join(out, ".private.raw.netimport"), "utf8").includes("s3cret"), "nor in the record");
+    // Without the file, the placeholder is not a password.
+    const missing = await run(["pull", "--verify=no", redacted, join(out, "nope.raw")]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /^netimport: http:\/\/\*\*\*@.* stands for a URL with credentials, but no --secrets-from=FILE says where it is\n$/);
+    server.behave("/private/os.raw", undefined);
   });
 
   it("exits 2 on usage errors", async () => {

@@ -3,11 +3,12 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { after, before, beforeEach, describe, it } from "node:test";
+import { recordPath } from "../../../runtime/image-record.ts";
 import { pull, type PullOptions } from "../../../runtime/pull.ts";
 import { startFixtureServer, type FixtureServer } from "../../support/http-fixture-server.ts";
 import { createGpgFixture, type GpgFixture } from "./gpg-fixture.ts";
@@ -234,34 +235,193 @@ describe("pull: verification", () => {
   }));
 });
 
+/** The record netimport keeps of the image at DEST. */
+const recordOfDest = (dest: string) => JSON.parse(readFileSync(recordPath(dest), "utf8")).images[0];
+
 describe("pull: an existing destination", () => {
   it("is kept on 304 (ETag), and replaced atomically when the image changed", () => withServer(async () => {
     const dest = join(out, "os.raw");
     await pull(options(`${server.url}/os.raw.zst`, dest));
-    const etag = readFileSync(join(out, ".os.raw.netimport-etag"), "utf8").trim();
-    assert.match(etag, /^".+"$/);
+    const record = recordOfDest(dest);
+    assert.match(record.etag, /^".+"$/);
+    assert.equal(record.url, `${server.url}/os.raw.zst`);
+    assert.equal(record.sha256, sha256(readFileSync(join(served, "os.raw.zst"))));
+    assert.equal(statSync(dest).mtime.toUTCString(), statSync(join(served, "os.raw.zst")).mtime.toUTCString(), "mtime from Last-Modified");
+    assert.deepEqual(readdirSync(out).sort(), [".os.raw.netimport", "os.raw"], "nothing else beside the image");
     server.log.length = 0;
     const again = await pull(options(`${server.url}/os.raw.zst`, dest));
     assert.equal(again.status, "up-to-date");
     const image = server.log.filter((e) => e.path === "/os.raw.zst");
-    assert.deepEqual(image.map((e) => [e.ifNoneMatch, e.status]), [[etag, 304]]);
-    // A new upload: new mtime, new ETag. The old file is replaced, the sidecar updated.
-    writeFileSync(join(out, "marker"), "");
+    assert.deepEqual(image.map((e) => [e.ifNoneMatch, e.status]), [[record.etag, 304]]);
+    // A new upload: new mtime, new ETag. The old file is replaced, the record updated.
     utimesSync(join(served, "os.raw.zst"), new Date(), new Date(Date.now() + 5000));
     const inode = statSync(dest).ino;
     const third = await pull(options(`${server.url}/os.raw.zst`, dest));
     assert.equal(third.status, "pulled");
     assert.notEqual(statSync(dest).ino, inode);
-    assert.notEqual(readFileSync(join(out, ".os.raw.netimport-etag"), "utf8").trim(), etag);
+    assert.notEqual(recordOfDest(dest).etag, record.etag);
+    assert.equal(JSON.parse(readFileSync(recordPath(dest), "utf8")).images.length, 1);
     assert.ok(readFileSync(dest).equals(IMAGE));
   }));
 
   it("is left untouched when a new pull fails", () => withServer(async () => {
     const dest = join(out, "os.raw");
-    writeFileSync(dest, "old image");
+    await pull(options(`${server.url}/os.raw.zst`, dest));
     await assert.rejects(pull(options(`${server.url}/os.raw.gz`, dest, { verify: { kind: "pinned", hash: "1".repeat(64) } })));
-    assert.equal(readFileSync(dest, "utf8"), "old image");
+    assert.ok(readFileSync(dest).equals(IMAGE));
     assert.deepEqual(readdirSync(out).filter((n) => n.startsWith(".#")), []);
+  }));
+});
+
+describe("pull: a 304 never skips verification", () => {
+  it("a pinned hash that no longer matches: no If-None-Match, the new download is checked and refused", () => withServer(async () => {
+    const dest = join(out, "os.raw");
+    await pull(options(`${server.url}/os.raw.zst`, dest));
+    server.log.length = 0;
+    await assert.rejects(pull(options(`${server.url}/os.raw.zst`, dest, { verify: { kind: "pinned", hash: "2".repeat(64) } })), /checksum mismatch/);
+    assert.deepEqual(server.log.filter((e) => e.path === "/os.raw.zst").map((e) => [e.ifNoneMatch, e.status]), [[undefined, 200]]);
+    assert.ok(lines.some((l) => /cannot be kept, as its SHA-256 is not the one --verify=sha256: expects now/.test(l)));
+    assert.ok(readFileSync(dest).equals(IMAGE), "DEST as it was");
+  }));
+
+  it("a new SHA256SUMS that lists another hash: the image is downloaded and verified again", () => withServer(async () => {
+    const dest = join(out, "os.raw");
+    await pull(options(`${server.url}/os.raw.zst`, dest));
+    writeFileSync(join(served, "SHA256SUMS.new"), `${"3".repeat(64)}  os.raw.zst\n`);
+    server.behave("/SHA256SUMS", { redirectTo: "/SHA256SUMS.new" });
+    server.log.length = 0;
+    await assert.rejects(pull(options(`${server.url}/os.raw.zst`, dest)), /checksum mismatch for .*os\.raw\.zst: got sha256 [0-9a-f]{64}, .*SHA256SUMS says 3{64}/);
+    assert.equal(server.log.find((e) => e.path === "/os.raw.zst")?.ifNoneMatch, undefined);
+  }));
+
+  it("an image modified at DEST since the pull is downloaded again in full", () => withServer(async () => {
+    const dest = join(out, "os.raw");
+    await pull(options(`${server.url}/os.raw.zst`, dest));
+    writeFileSync(dest, "tampered", { flag: "r+" });
+    server.log.length = 0;
+    const result = await pull(options(`${server.url}/os.raw.zst`, dest));
+    assert.equal(result.status, "pulled");
+    assert.equal(server.log.find((e) => e.path === "/os.raw.zst")?.ifNoneMatch, undefined);
+    assert.ok(readFileSync(dest).equals(IMAGE));
+  }));
+
+  it("another URL into the same DEST never reuses it, even when the ETags collide", () => withServer(async () => {
+    server.behave("*", { etag: '"same"' });
+    const dest = join(out, "os.raw");
+    await pull(options(`${server.url}/os.raw.zst`, dest, { verify: { kind: "no" } }));
+    server.log.length = 0;
+    const other = await pull(options(`${server.url}/os.raw.gz`, dest, { verify: { kind: "no" } }));
+    assert.equal(other.status, "pulled");
+    assert.equal(server.log.find((e) => e.path === "/os.raw.gz")?.ifNoneMatch, undefined);
+    assert.equal(recordOfDest(dest).url, `${server.url}/os.raw.gz`);
+  }));
+});
+
+describe("pull: what is not netimport's is never touched", () => {
+  it("refuses a folder at DEST (`netimport pull URL .`), deleting nothing", () => withServer(async () => {
+    const project = join(out, "project");
+    mkdirSync(project);
+    writeFileSync(join(project, "precious.txt"), "data");
+    for (const type of ["raw", "tar"] as const) {
+      await assert.rejects(pull(options(`${server.url}/os.raw`, project, { type, verify: { kind: "no" } })),
+        /project (exists and is not a regular file|exists and was not made by netimport .*): netimport only replaces images it pulled itself/);
+    }
+    assert.deepEqual(readdirSync(project), ["precious.txt"]);
+    assert.equal(server.log.length, 0, "refused before any request");
+  }));
+
+  it("refuses a symlink at DEST and never changes its target", () => withServer(async () => {
+    const target = join(out, "target");
+    mkdirSync(target, { mode: 0o755 });
+    const link = join(out, "link");
+    symlinkSync(target, link);
+    await assert.rejects(pull(options(`${server.url}/os.raw`, link, { verify: { kind: "no" }, readOnly: true })), /link is a symbolic link/);
+    assert.equal(statSync(target).mode & 0o777, 0o755);
+    assert.ok(lstatSync(link).isSymbolicLink());
+  }));
+
+  it("refuses a file at DEST that netimport did not pull", () => withServer(async () => {
+    const dest = join(out, "os.raw");
+    writeFileSync(dest, "someone's disk image");
+    await assert.rejects(pull(options(`${server.url}/os.raw`, dest, { verify: { kind: "no" } })), /os\.raw exists and was not made by netimport/);
+    assert.equal(readFileSync(dest, "utf8"), "someone's disk image");
+  }));
+});
+
+describe("pull: interrupted and concurrent runs", () => {
+  it("removes the temporaries a killed pull left behind", () => withServer(async () => {
+    const dest = join(out, "os.raw");
+    writeFileSync(join(out, ".#os.raw.deadbeef"), "half an image");
+    mkdirSync(join(out, ".#os.raw.cafe0123.old"));
+    writeFileSync(join(out, ".#os.raw.unrelated"), "not ours");
+    await pull(options(`${server.url}/os.raw`, dest, { verify: { kind: "no" } }));
+    assert.deepEqual(readdirSync(out).sort(), [".#os.raw.unrelated", ".os.raw.netimport", "os.raw"]);
+    assert.ok(lines.some((l) => l === `removing ${out}/.#os.raw.deadbeef, left behind by an interrupted pull`));
+  }));
+
+  it("keeps two pulls of one DEST apart", () => withServer(async () => {
+    server.behave("/os.raw", { delayMs: 300 });
+    const dest = join(out, "os.raw");
+    const first = pull(options(`${server.url}/os.raw`, dest, { verify: { kind: "no" } }));
+    await new Promise((done) => setTimeout(done, 100));
+    await assert.rejects(pull(options(`${server.url}/os.raw.gz`, dest, { verify: { kind: "no" } })),
+      new RegExp(`^LockedError: another netimport pull \\(pid ${process.pid}\\) is writing ${dest}$`));
+    assert.equal((await first).status, "pulled");
+    assert.ok(readFileSync(dest).equals(IMAGE));
+  }));
+});
+
+describe("pull: resume never mixes two files", () => {
+  it("a 206 of a replaced file (a server that ignores If-Range) starts the transfer again: the result is one file", () => withServer(async () => {
+    writeFileSync(join(served, "v2.raw"), Buffer.from(IMAGE).reverse());
+    utimesSync(join(served, "v2.raw"), new Date(), new Date(Date.now() + 60_000));
+    server.behave("/os.raw", { cutAt: [MiB], ignoreIfRange: true, replacedBy: { path: "/v2.raw", afterRequests: 1 } });
+    const dest = join(out, "os.raw");
+    await pull(options(`${server.url}/os.raw`, dest, { verify: { kind: "no" } }));
+    assert.ok(readFileSync(dest).equals(Buffer.from(IMAGE).reverse()), "all of the new file, nothing of the old");
+    assert.deepEqual(server.log.filter((e) => e.path === "/os.raw").map((e) => [e.status, e.range]), [[200, undefined], [206, `bytes=${MiB}-`], [200, undefined]]);
+    assert.ok(lines.some((l) => /with ETag .*: the file changed; starting again from byte 0 \(1 of 5\)$/.test(l)));
+  }));
+
+  it("a server without validators, or without Range, starts again from zero after a cut", () => withServer(async () => {
+    const cases = [
+      // No ETag, no Last-Modified: no resume request at all.
+      { behaviour: { etag: null, noLastModified: true }, requests: [[200, undefined], [200, undefined]] },
+      // Range ignored: the resume request gets the whole file, which is dropped.
+      { behaviour: { ignoreRange: true }, requests: [[200, undefined], [200, "bytes=100000-"], [200, undefined]] },
+    ];
+    for (const { behaviour, requests } of cases) {
+      server.log.length = 0;
+      server.behave("/os.raw.gz", { ...behaviour, cutAt: [100_000] });
+      const dest = join(out, `os-${Object.keys(behaviour)[0]}.raw`);
+      await pull(options(`${server.url}/os.raw.gz`, dest));
+      assert.ok(readFileSync(dest).equals(IMAGE));
+      assert.deepEqual(server.log.filter((e) => e.path === "/os.raw.gz").map((e) => [e.status, e.range]), requests);
+    }
+  }));
+});
+
+describe("pull: memory has a ceiling", () => {
+  it("a decompression bomb fills no more than the memory limit, fails, and its tmpfs is unmounted", (t) => withServer(async () => {
+    const run = join(out, "run");
+    mkdirSync(run);
+    if (spawnSync("mount", ["-t", "tmpfs", "-o", "size=4m", "test-run", run]).status !== 0) return t.skip("cannot mount a tmpfs here");
+    try {
+      // 64 MiB of non-zero bytes in a few KiB, without a content size in its header.
+      const bomb = execFileSync("sh", ["-c", "head -c 67108864 /dev/zero | tr '\\0' '\\1' | zstd -q --no-content-size -19"], { maxBuffer: 1 << 20 });
+      writeFileSync(join(served, "bomb.raw.zst"), bomb);
+      const machines = join(run, "machines");
+      await assert.rejects(pull(options(`${server.url}/bomb.raw.zst`, join(machines, "bomb.raw"), { verify: { kind: "no" }, memoryLimit: { bytes: 16 * MiB } })),
+        /no space left on .*machines \(tmpfs of 16(\.0)? MiB/);
+      const mounted = readFileSync("/proc/self/mountinfo", "utf8").split("\n").some((line) => line.split(" ")[4] === machines);
+      assert.equal(mounted, false, "the tmpfs netimport mounted is gone");
+      assert.deepEqual(readdirSync(machines), []);
+      // With a pinned hash, the bomb is refused as soon as its few KiB are in, not after decoding.
+      await assert.rejects(pull(options(`${server.url}/bomb.raw.zst`, join(machines, "bomb.raw"), { verify: { kind: "pinned", hash: "4".repeat(64) }, memoryLimit: { bytes: 16 * MiB } })),
+        /^Error: checksum mismatch for .*bomb\.raw\.zst/);
+    } finally {
+      spawnSync("umount", ["-R", run]);
+    }
   }));
 });
 
