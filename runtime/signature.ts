@@ -3,11 +3,17 @@
 import { existsSync, readFileSync } from "node:fs";
 import * as openpgp from "openpgp";
 
-/** systemd-importd's keyring paths, in the order it uses them. */
+/**
+ * systemd-importd's keyring paths, the administrator's before the vendor's: systemd 252 uses
+ * /etc/systemd/import-pubring.gpg, else /usr/lib/systemd/import-pubring.gpg (USER_KEYRING_PATH and
+ * VENDOR_KEYRING_PATH in its meson.build); newer systemd names them .pgp. Each directory's .pgp first,
+ * so that a keyring written for newer systemd wins over a leftover one in the old place.
+ */
 export const DEFAULT_KEYRINGS = [
   "/etc/systemd/import-pubring.pgp",
   "/etc/systemd/import-pubring.gpg",
   "/usr/lib/systemd/import-pubring.pgp",
+  "/usr/lib/systemd/import-pubring.gpg",
 ];
 
 /** The keyring to use: the given file, else the first of the default paths that exists. */
