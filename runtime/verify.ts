@@ -1,10 +1,13 @@
 // What the image's SHA-256 must be, settled BEFORE the image is fetched (so a missing checksum or
 // signature fails in milliseconds, not after gigabytes), and the final comparison.
 //   no         nothing is checked
-//   checksum   <URL>.sha256, else SHA256SUMS next to the image
+//   checksum   <name>.sha256 next to the image, else SHA256SUMS next to it
 //   signature  the same, plus a detached OpenPGP signature over that checksum file:
-//              <URL>.sha256.asc, <URL>.sha256.gpg, then SHA256SUMS.gpg, SHA256SUMS.asc
+//              <name>.sha256.asc, <name>.sha256.gpg, then SHA256SUMS.gpg, SHA256SUMS.asc
 //   sha256:HEX the hash is pinned on the command line
+// "Next to the image" is what systemd-pull means by it (import_url_change_last_component()): the
+// image URL's last path component replaced, its query and fragment dropped.
+import { redactUrl } from "../generator/redact.ts";
 import { expectedHash } from "./checksum-file.ts";
 import { urlFileName } from "./mirrors.ts";
 
@@ -25,7 +28,7 @@ export function parseVerifyMode(text: string): VerifyMode {
 /** Fetches a small file (trying mirrors); undefined when it does not exist anywhere. */
 export type SmallFileFetcher = (url: string) => Promise<{ data: Buffer; url: string } | undefined>;
 
-/** The hash the image must have, and where it came from (for messages). */
+/** The hash the image must have, and where it came from (for messages: a URL has its userinfo redacted). */
 export interface Expectation {
   hash: string;
   source: string;
@@ -39,18 +42,38 @@ export interface ExpectationOptions {
   defaultKeyrings?: readonly string[];
 }
 
-interface ChecksumSource {
+export interface ChecksumSource {
+  /** The checksum file. */
   url: string;
+  /** Its detached signatures, in the order they are tried. */
   signatures: string[];
+  /** Whether a bare hash (no file name) counts: in `<name>.sha256`, not in SHA256SUMS. */
   allowBare: boolean;
 }
 
-function checksumSources(imageUrl: string): ChecksumSource[] {
-  const sums = new URL("SHA256SUMS", imageUrl).href;
-  return [
-    { url: `${imageUrl}.sha256`, signatures: [`${imageUrl}.sha256.asc`, `${imageUrl}.sha256.gpg`], allowBare: true },
-    { url: sums, signatures: [`${sums}.gpg`, `${sums}.asc`], allowBare: false },
-  ];
+/**
+ * The URL of the file `name` (percent-encoded, as in a URL) next to the file at `url`: its last path
+ * component replaced, the query and fragment dropped, as systemd's import_url_change_last_component().
+ *
+ * @example siblingUrl("https://o/img/os.raw?token=abc#x", "os.raw.sha256") // "https://o/img/os.raw.sha256"
+ */
+export function siblingUrl(url: string, name: string): string {
+  const sibling = new URL(url);
+  sibling.search = "";
+  sibling.hash = "";
+  // "./": a name with a colon must not read as a scheme.
+  return new URL(`./${name}`, sibling).href;
+}
+
+/** The checksum files for the image at `imageUrl`, in the order systemd-pull tries them, each with its signatures. */
+export function checksumSources(imageUrl: string): ChecksumSource[] {
+  const name = urlFileName(imageUrl);
+  const sums = siblingUrl(imageUrl, "SHA256SUMS");
+  const sumsSource = { url: sums, signatures: [`${sums}.gpg`, `${sums}.asc`], allowBare: false };
+  // A URL ending in "/" names no file, so there is no <name>.sha256 to look for.
+  if (!name) return [sumsSource];
+  const sha256 = siblingUrl(imageUrl, `${name}.sha256`);
+  return [{ url: sha256, signatures: [`${sha256}.asc`, `${sha256}.gpg`], allowBare: true }, sumsSource];
 }
 
 /**
@@ -82,21 +105,22 @@ export async function expectImageHash(mode: VerifyMode, imageUrl: string, option
         const signature = await options.fetch(signatureUrl);
         tried.push(signatureUrl);
         if (!signature) continue;
-        await signatures!.verifyDetachedSignature(sums.data, signature.data, signature.url, keys.keys, keys.path);
+        await signatures!.verifyDetachedSignature(sums.data, signature.data, redactUrl(signature.url), keys.keys, keys.path);
         signed = true;
         break;
       }
       if (!signed) continue;
     }
-    return { hash: expectedHash(sums.data.toString("utf8"), fileName, sums.url, source.allowBare), source: sums.url };
+    const shownUrl = redactUrl(sums.url);
+    return { hash: expectedHash(sums.data.toString("utf8"), fileName, shownUrl, source.allowBare), source: shownUrl };
   }
   const what = keys ? "no signed checksum file" : "no checksum file";
-  throw new Error(`${what} for ${imageUrl} (tried ${tried.join(", ")})`);
+  throw new Error(`${what} for ${redactUrl(imageUrl)} (tried ${tried.map(redactUrl).join(", ")})`);
 }
 
 /** Throws when the image's hash differs from the expectation. */
 export function checkImageHash(actual: string, expected: Expectation | undefined, imageUrl: string): void {
   if (expected && actual !== expected.hash) {
-    throw new Error(`checksum mismatch for ${imageUrl}: got sha256 ${actual}, ${expected.source} says ${expected.hash}`);
+    throw new Error(`checksum mismatch for ${redactUrl(imageUrl)}: got sha256 ${actual}, ${expected.source} says ${expected.hash}`);
   }
 }
