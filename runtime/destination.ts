@@ -5,7 +5,8 @@
 // killed pull are recognised by their name and removed by the next pull of the same DEST.
 import { randomBytes, createHash } from "node:crypto";
 import type { Stats } from "node:fs";
-import { chmod, lstat, readdir, rename, rm } from "node:fs/promises";
+import { constants } from "node:fs";
+import { chmod, lstat, open, readdir, rename, rm, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { isUnchanged, readRecords, recordOf, recordPath, type ImageRecord } from "./image-record.ts";
 
@@ -44,6 +45,21 @@ export async function findTemporaries(dest: string): Promise<string[]> {
   return names
     .filter((name) => name.startsWith(prefix) && /^[0-9a-f]{8}(\.old)?$/.test(name.slice(prefix.length)))
     .map((name) => join(dirname(dest), name));
+}
+
+/**
+ * Opens the file an image is written to: a new one, or the empty temporary the pull created for it
+ * (exclusively, under the folder's storage lock). Never through a symlink, never over data: a file
+ * that is not empty fails with EEXIST ("… already exists").
+ */
+export async function openImageFile(path: string, mode = 0o644): Promise<FileHandle> {
+  const handle = await open(path, constants.O_CREAT | constants.O_WRONLY | constants.O_NOFOLLOW, mode);
+  const info = await handle.stat();
+  if (!info.isFile() || info.size > 0) {
+    await handle.close();
+    throw Object.assign(new Error(`EEXIST: ${path} already exists`), { code: "EEXIST" });
+  }
+  return handle;
 }
 
 /** What is at DEST now, and whether a pull may replace it. */

@@ -4,10 +4,10 @@
 // Both binaries write sparse files themselves: `zstd --sparse` leaves all-zero 32 KiB segments as
 // holes, xz does so on its own when its output is a regular file.
 import { spawn, type ChildProcess } from "node:child_process";
-import { constants } from "node:fs";
-import { open, type FileHandle } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
 import { Writable } from "node:stream";
 import { describeExit, type ExitStatus } from "./native-decoder.ts";
+import { openImageFile } from "./destination.ts";
 import { explainWriteError } from "./ram-space.ts";
 
 const NO_SPACE = /no space left on device|disk quota exceeded/i;
@@ -50,7 +50,7 @@ export function createNativeFileDecoder(options: NativeFileDecoderOptions): Writ
   return new Writable({
     highWaterMark: 1 << 20,
     construct(callback) {
-      open(options.path, constants.O_CREAT | constants.O_WRONLY | constants.O_NOFOLLOW, options.mode ?? 0o644).then((handle) => {
+      openImageFile(options.path, options.mode).then((handle) => {
         file = handle;
         const spawned = spawn(options.command, options.args, { stdio: ["pipe", handle.fd, "pipe"] });
         child = spawned;

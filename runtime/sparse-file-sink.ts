@@ -4,9 +4,9 @@
 // write each, so the main thread only receives and copies. When the bytes written are the bytes as
 // served (an uncompressed image), the worker also hashes them: one pass, one copy, one thread for
 // both. The final size is set with ftruncate, so trailing zeros cost nothing either.
-import { constants } from "node:fs";
-import { open, type FileHandle } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
 import { Writable } from "node:stream";
+import { openImageFile } from "./destination.ts";
 import { explainWriteError } from "./ram-space.ts";
 import { startSliceWorker, type SliceWorker } from "./slice-worker.ts";
 
@@ -86,7 +86,7 @@ export function createSparseFileSink(path: string, options: SparseFileSinkOption
   const sink = new Writable({
     highWaterMark: 1024 * 1024,
     construct(callback) {
-      open(path, constants.O_CREAT | constants.O_WRONLY | constants.O_NOFOLLOW, options.mode ?? 0o644).then((handle) => {
+      openImageFile(path, options.mode).then((handle) => {
         file = handle;
         writer = startSliceWorker({
           job: SPARSE_WRITE_JOB, data: { fd: handle.fd, hash: options.hash === true }, sliceSize: SLICE, slices: SLICES,
