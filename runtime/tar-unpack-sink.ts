@@ -1,33 +1,31 @@
-// The tar image sink: unpacks into an existing empty folder with ownership (numeric), modes, symlinks,
-// hard links, device nodes, xattrs and ACLs, using GNU tar when it is installed (stdin piped, stderr kept
-// for the error message). Every header first passes TarGuard, which refuses entries escaping the folder.
+// The tar image sink: GNU tar unpacks into an existing empty folder with ownership (numeric), modes,
+// symlinks, hard links, device nodes, xattrs (file capabilities among them) and ACLs; stdin piped, stderr
+// kept for the error message. Every header first passes TarGuard, which refuses entries escaping the folder.
 //
-// What GNU tar 1.34 does by itself (checked): strips a leading "/" and skips members containing ".." (with
-// exit status 2 at the end), and creates "dangerous" symlinks (absolute, or with "..") as placeholders
-// until the end, so writing through them fails with "Not a directory". The guard makes all three a clear,
-// immediate error instead.
+// Only GNU tar: busybox tar lacks numeric owners, xattrs and ACLs, and a JavaScript extractor would need
+// its own defences against every trick tar archives allow. The pull calls requireGnuTar() before it
+// downloads, so a missing GNU tar fails at once with a clear message.
 //
-// Without GNU tar (busybox tar lacks xattrs and numeric owners), node-tar 7 unpacks. Its limits: no device
-// nodes or FIFOs (skipped), no xattrs, no ACLs, no GNU sparse files (written expanded, if at all), and
-// SELinux labels are not restored. Ownership and modes are kept (we run as root).
-import { spawn, spawnSync } from "node:child_process";
+// What GNU tar 1.34 does by itself (src/extract.c): it strips a leading "/" and skips members containing
+// ".." (exit status 2 at the end), and creates "dangerous" symlinks (absolute, or with "..") as placeholder
+// files until the end, so writing through them fails with "Not a directory". The guard makes these a
+// clear, immediate error instead, and is a second line should GNU tar's own ever fail.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readdir } from "node:fs/promises";
 import { Writable } from "node:stream";
-import { extract as nodeTarExtract } from "tar";
 import { findExecutable } from "./native-decoder.ts";
 import { TarGuard } from "./tar-guard.ts";
 
-export interface TarUnpackOptions {
-  /** "auto" (default): GNU tar when on PATH, else node-tar. */
-  implementation?: "auto" | "gnu" | "js";
-  /** Called once with the extractor chosen. */
-  onExtractor?: (extractor: "gnu-tar" | "node-tar") => void;
+export interface GnuTar {
+  path: string;
+  /** Whether it was built with ACL support (--acls). */
+  acls: boolean;
 }
 
-let gnuTarCache: { path: string; acls: boolean } | null | undefined;
+let gnuTarCache: GnuTar | null | undefined;
 
 /** GNU tar's path and whether it supports --acls, or null when `tar` is missing or not GNU tar. */
-export function findGnuTar(): { path: string; acls: boolean } | null {
+export function findGnuTar(): GnuTar | null {
   if (gnuTarCache !== undefined) return gnuTarCache;
   const path = findExecutable("tar");
   gnuTarCache = null;
@@ -40,106 +38,123 @@ export function findGnuTar(): { path: string; acls: boolean } | null {
   return gnuTarCache;
 }
 
+/** GNU tar, or an Error saying what to add to the initrd. Call it before downloading a tar image. */
+export function requireGnuTar(): GnuTar {
+  const gnu = findGnuTar();
+  if (gnu) return gnu;
+  const other = findExecutable("tar");
+  throw new Error(`tar images need GNU tar, and ${other ? `${other} is not GNU tar` : "there is none on PATH"} ` +
+    "(busybox tar lacks numeric owners, xattrs and ACLs): add GNU tar to the initrd");
+}
+
+/** The end of GNU tar's run. */
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  error?: Error;
+}
+
 /**
  * A Writable that unpacks a tar stream into `dir` (which must exist and be empty). It finishes only once
- * the extractor has exited successfully.
+ * tar has exited successfully; when it is destroyed (an error, an abort), it kills tar and completes its
+ * destruction only after tar has exited, so the caller may remove the folder right away.
  *
  * ```ts
+ * requireGnuTar(); // before the download
  * await pipeline(body, createDecoder(), createTarUnpackSink("/run/machines/.image.partial"));
  * ```
  */
-export function createTarUnpackSink(dir: string, options: TarUnpackOptions = {}): Writable {
+export function createTarUnpackSink(dir: string): Writable {
   const guard = new TarGuard();
-  const gnu = options.implementation === "js" ? null : findGnuTar();
-  if (options.implementation === "gnu" && !gnu) throw new Error("GNU tar is not installed");
-  options.onExtractor?.(gnu ? "gnu-tar" : "node-tar");
-  let target: Writable;
-  let done: Promise<void>;
+  let child: ChildProcess | undefined;
+  let exited: Promise<Exit> = Promise.resolve({ code: 0, signal: null });
   let stderr = "";
-  let kill: () => void;
 
   const start = async () => {
+    const gnu = requireGnuTar();
     const entries = await readdir(dir).catch((error: NodeJS.ErrnoException) => {
       throw new Error(error.code === "ENOENT" ? `${dir} does not exist` : `cannot read ${dir}: ${error.message}`);
     });
     if (entries.length) throw new Error(`${dir} is not empty: refusing to unpack into it`);
-    if (gnu) {
-      const args = ["--extract", "--file=-", `--directory=${dir}`, "--numeric-owner", "--same-owner", "--same-permissions",
-        "--xattrs", "--xattrs-include=*", ...(gnu.acls ? ["--acls"] : []), "--no-overwrite-dir"];
-      const child = spawn(gnu.path, args, { stdio: ["pipe", "ignore", "pipe"] });
-      child.stderr.setEncoding("utf8");
-      child.stderr.on("data", (text: string) => { stderr = (stderr + text).slice(-8000); });
-      child.stdin.on("error", () => { /* EPIPE: the exit status says why */ });
-      target = child.stdin;
-      done = new Promise((resolve, reject) => {
-        child.on("error", (error) => reject(new Error(`cannot run ${gnu.path}: ${error.message}`)));
-        child.on("close", (code, signal) => {
-          if (code === 0) return resolve();
-          const lines = stderr.trim().split("\n").filter((line) => !/Exiting with failure status/.test(line));
-          reject(new Error(`tar failed (${code ?? signal}): ${lines.slice(0, 3).join("; ") || "no message"}`));
-        });
-      });
-      kill = () => { if (child.exitCode === null) child.kill("SIGKILL"); };
-    } else {
-      // strict: false so that unsupported entries (devices, FIFOs) are skipped with a warning; the
-      // warnings that mean damage fail the unpack below.
-      let failure: Error | undefined;
-      const unpack = nodeTarExtract({
-        // preservePaths keeps absolute symlink targets (/etc/mtab -> /proc/self/mounts) as they are; the
-        // escapes it would otherwise block (absolute and ".." names, writing through symlinks) TarGuard refuses.
-        cwd: dir, strict: false, preserveOwner: true, chmod: true, unlink: false, preservePaths: true,
-        onwarn: (code: string, message: string | Error) => {
-          if (code === "TAR_ENTRY_UNSUPPORTED" || code === "TAR_ENTRY_INFO") return;
-          failure ??= new Error(`tar failed: ${code}: ${message instanceof Error ? message.message : message}`);
-        },
-      });
-      target = unpack as unknown as Writable;
-      kill = () => unpack.abort(new Error("unpacking aborted"));
-      done = new Promise((resolve, reject) => {
-        unpack.on("error", (error: Error) => reject(new Error(`tar failed: ${error.message}`)));
-        unpack.on("end", () => (failure ? reject(failure) : resolve()));
-      });
-    }
+    const args = ["--extract", "--file=-", `--directory=${dir}`, "--numeric-owner", "--same-owner", "--same-permissions",
+      "--xattrs", "--xattrs-include=*", ...(gnu.acls ? ["--acls"] : []), "--no-overwrite-dir"];
+    // LC_ALL=C: GNU tar converts pax names from UTF-8 to the locale's charset (src/utf8.c); in the C locale
+    // that fails for any non-ASCII name and the bytes stay as they are: the very bytes the guard checked.
+    const tar = spawn(gnu.path, args, { argv0: "tar", stdio: ["pipe", "ignore", "pipe"], env: { ...process.env, LC_ALL: "C" } });
+    child = tar;
+    exited = new Promise((resolve) => {
+      tar.once("error", (error) => { if (tar.pid === undefined) resolve({ code: null, signal: null, error }); });
+      tar.once("close", (code, signal) => resolve({ code, signal }));
+    });
+    tar.stderr!.setEncoding("utf8");
+    tar.stderr!.on("data", (text: string) => { stderr = (stderr + text).slice(-8000); });
+    tar.stdin!.on("error", () => { /* EPIPE: the exit status says why */ });
   };
-  kill = () => { /* nothing started yet */ };
+
+  /** Why tar failed, from its exit status and its last messages. */
+  const failure = (exit: Exit): Error | undefined => {
+    if (exit.error) return new Error(`cannot run GNU tar: ${exit.error.message}`);
+    if (exit.code === 0) return undefined;
+    const lines = stderr.trim().split("\n").filter((line) => line && !/Exiting with failure status/.test(line));
+    return new Error(`tar failed (${exit.code ?? exit.signal}): ${lines.slice(0, 3).join("; ") || "no message"}`);
+  };
+
+  /** tar stopped reading before the archive's end: its own error says why. */
+  const gaveUp = async (): Promise<never> => {
+    throw failure(await exited) ?? new Error("tar exited before the end of the archive");
+  };
+
+  /** Passes checked bytes to tar, waiting while its pipe is full. */
+  const feed = (bytes: Buffer): Promise<void> => {
+    const stdin = child!.stdin!;
+    if (stdin.destroyed || stdin.writableEnded) return bytes.length ? gaveUp() : Promise.resolve();
+    if (!bytes.length || stdin.write(bytes)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const onDrain = () => {
+        stdin.off("drain", onDrain);
+        stdin.off("close", onDrain);
+        if (stdin.destroyed) gaveUp().catch(reject);
+        else resolve();
+      };
+      stdin.on("drain", onDrain);
+      stdin.on("close", onDrain);
+    });
+  };
+
+  /** Kills tar if it still runs, and resolves once it has exited. */
+  const stop = async (): Promise<void> => {
+    if (child && child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    await exited;
+  };
 
   return new Writable({
     highWaterMark: 1024 * 1024,
     construct(callback) {
-      start().then(() => {
-        done.catch(() => { /* reported by final(); after a destroy nobody waits for it */ });
+      start().then(() => callback(), callback);
+    },
+    write(chunk: Buffer, _encoding, callback) {
+      if (guard.ended) return callback(); // after the end-of-archive block: padding, never read by tar
+      let archive: number;
+      try {
+        archive = guard.push(chunk);
+      } catch (error) {
+        // A refused entry never reaches tar, nor does anything after it; destroy() stops tar.
+        return callback(error as Error);
+      }
+      feed(chunk.subarray(0, archive)).then(() => {
+        // GNU tar stops at the first zero block; a second one spares it the "lone zero block" warning.
+        if (guard.ended) child!.stdin!.end(Buffer.alloc(512));
         callback();
       }, callback);
     },
-    write(chunk: Buffer, _encoding, callback) {
-      // A refused entry must never reach tar, nor anything after it (the guard stays failed).
-      try {
-        guard.push(chunk);
-      } catch (error) {
-        kill();
-        return callback(error as Error);
-      }
-      // Fail fast when tar has already died, rather than writing into a closed pipe.
-      if (target.destroyed) return done.then(() => callback(new Error("tar exited early")), callback);
-      if (target.write(chunk)) return callback();
-      let called = false;
-      const onDrain = () => {
-        if (called) return;
-        called = true;
-        target.off("drain", onDrain);
-        target.off("close", onDrain);
-        callback();
-      };
-      target.on("drain", onDrain);
-      target.on("close", onDrain);
-    },
     final(callback) {
-      target.end();
-      done.then(() => callback(), callback);
+      const truncated = guard.truncation();
+      if (truncated) return callback(new Error(`tar stream is truncated: ${truncated}`));
+      exited.then((exit) => callback(failure(exit)), callback);
     },
     destroy(error, callback) {
-      if (error) kill();
-      callback(error);
+      // Whatever stopping tar says, the error that destroyed the sink is the one to report.
+      stop().then(() => callback(error), () => callback(error));
     },
   });
 }
