@@ -1,12 +1,22 @@
-// INI config files (`netimport.conf` and its `.conf.d/*.conf` drop-ins), parsed with `ini`.
-import { parse } from "ini";
-import type { Actions, DownloadSettings, RequestOrigin } from "./import-request.ts";
+// netimport.conf and its `.conf.d/*.conf` drop-ins: systemd's config syntax (systemd-conf.ts), and
+// what each key means. Values are checked here, each with the file and line it came from, so a bad
+// value is reported once at boot and never reaches a unit file. URL values keep the file they were
+// set in: a URL with credentials is shown redacted and the runtime reads it back from that file.
+import { hasControlCharacter } from "./control-characters.ts";
+import { EMERGENCY_ACTION_RULE, isEmergencyAction } from "./emergency-action.ts";
+import type { Actions, DownloadSettings, RequestOrigin, SourcedUrl } from "./import-request.ts";
 import type { LogLine } from "./log-line.ts";
+import { parseMemorySize } from "./memory-size.ts";
+import { redactSecrets } from "./redact.ts";
+import { parseConf, type ConfContent, type ConfLocation, type ConfValueParser } from "./systemd-conf.ts";
 import { isHttpUrl } from "./url.ts";
+import { CREDENTIALS_OUTSIDE_USERINFO_RULE, hasCredentialsOutsideUserinfo } from "./url-credentials.ts";
 
 export interface ConfigText {
+  /** The path systemd and the runtime know the file by (without NETIMPORT_ROOT). */
   path: string;
-  text: string;
+  /** The bytes as read; a string is taken as UTF-8 text. */
+  content: ConfContent;
 }
 
 export interface Config {
@@ -16,98 +26,120 @@ export interface Config {
   actions: Actions;
 }
 
-type Apply = (config: Config, value: string, where: string, log: LogLine[], file: string) => void;
+/** A key's meaning: applies the value to the config, or logs why not. */
+type Apply = (config: Config, value: string, at: ConfLocation, log: LogLine[]) => void;
 
-function positiveNumber(what: string, set: (config: Config, n: number) => void, integer: boolean): Apply {
-  return (config, value, where, log) => {
-    const n = Number(value);
-    if (value.trim() === "" || !Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) {
-      log.push({ level: "warning", message: `${where}: ${what} must be a ${integer ? "non-negative integer" : "non-negative number"}, ignoring: ${value}` });
-    } else set(config, n);
+function where(at: ConfLocation): string {
+  return `${at.path}:${at.line}`;
+}
+
+function ignore(log: LogLine[], at: ConfLocation, rule: string, value: string): void {
+  log.push({ level: "warning", message: `${where(at)}: ${at.key}= ${rule}, ignoring: ${value}` });
+}
+
+/** A value as its setting takes it, or the rule it broke. */
+type Parsed<T> = { value: T } | { rule: string };
+type Parse<T> = (value: string, at: ConfLocation) => Parsed<T>;
+
+/** A setting with a single value: later assignments override, an empty one resets. */
+function single<O extends object, K extends keyof O>(parse: Parse<O[K]>, target: (config: Config) => O, key: K): Apply {
+  return (config, value, at, log) => {
+    const object = target(config);
+    if (value === "") {
+      delete object[key];
+      return;
+    }
+    const parsed = parse(value, at);
+    if ("rule" in parsed) ignore(log, at, parsed.rule, value);
+    else object[key] = parsed.value;
   };
 }
 
-function path(set: (config: Config, p: string | undefined) => void): Apply {
-  return (config, value, where, log) => {
-    if (value === "") set(config, undefined);
-    else if (!value.startsWith("/")) log.push({ level: "warning", message: `${where}: not an absolute path, ignoring: ${value}` });
-    else set(config, value);
-  };
-}
+const settings = (config: Config): DownloadSettings => config.settings;
+const actions = (config: Config): Actions => config.actions;
 
-function proxy(set: (config: Config, p: string | undefined) => void): Apply {
-  return (config, value, where, log) => {
-    if (value === "") set(config, undefined);
-    else if (!isHttpUrl(value)) log.push({ level: "warning", message: `${where}: not an http:// or https:// URL, ignoring: ${value}` });
-    else set(config, value);
-  };
-}
+const nonNegativeInteger: Parse<number> = (value) =>
+  /^[0-9]+$/.test(value) && Number.isSafeInteger(Number(value)) ? { value: Number(value) } : { rule: "must be a non-negative integer" };
+const nonNegativeNumber: Parse<number> = (value) =>
+  /^[0-9]+(\.[0-9]+)?$/.test(value) ? { value: Number(value) } : { rule: "must be a non-negative number" };
+const absolutePath: Parse<string> = (value) => {
+  if (!value.startsWith("/")) return { rule: "is not an absolute path" };
+  if (hasControlCharacter(value)) return { rule: "must not contain control characters" };
+  // Log lines would show such a path redacted, the unit as it is: refuse the ambiguity.
+  if (redactSecrets(value) !== value) return { rule: "looks like it holds a URL with a user name and password" };
+  return { value };
+};
+/** The URL with the file it was set in, for `--secrets-from=`. */
+const httpUrl: Parse<SourcedUrl> = (value, at) => {
+  if (!isHttpUrl(value)) return { rule: "is not an http:// or https:// URL" };
+  if (hasCredentialsOutsideUserinfo(value)) return { rule: CREDENTIALS_OUTSIDE_USERINFO_RULE };
+  return { value: { url: value, source: at.path } };
+};
+const action: Parse<string> = (value) =>
+  isEmergencyAction(value) ? { value } : { rule: `is not an action systemd knows (${EMERGENCY_ACTION_RULE})` };
+const memorySize: Parse<string> = (value) => {
+  const result = parseMemorySize(value);
+  return result.ok ? { value: result.value } : { rule: `is invalid: ${result.error}` };
+};
+/**
+ * Host names, domains (`.lan`), addresses or networks (`10.0.0.0/8`, `[::1]`), optionally with a
+ * port or a `*` wildcard, separated by commas or blanks; passed on comma-separated.
+ */
+const hostList: Parse<string> = (value) => {
+  const hosts = value.split(/[,\s]+/).filter(Boolean);
+  return hosts.every((host) => /^[A-Za-z0-9._*:/[\]-]+$/.test(host)) ? { value: hosts.join(",") } : { rule: "must be a list of host names, domains or addresses" };
+};
 
-/** Every key we understand, by section. An empty list-valued assignment resets the list. */
-const KEYS: Record<string, Record<string, Apply>> = {
-  Import: {
-    Pull: (config, value, _where, _log, file) => {
+/** Every key, by section, as systemd's ConfigItemLookup tables list them. */
+const KEYS = new Map<string, Map<string, Apply>>([
+  ["Import", new Map<string, Apply>([
+    ["Pull", (config, value, at) => {
       if (value === "") config.pulls = [];
-      else config.pulls.push({ expression: value, origin: { path: file, what: "[Import] Pull=" } });
-    },
-    SuccessAction: (config, value) => { config.actions.success = value || undefined; },
-    FailureAction: (config, value) => { config.actions.failure = value || undefined; },
-  },
-  Download: {
-    Mirror: (config, value, where, log) => {
+      else config.pulls.push({ expression: value, origin: { path: at.path, what: `[Import] Pull= (line ${at.line})` } });
+    }],
+    ["SuccessAction", single(action, actions, "success")],
+    ["FailureAction", single(action, actions, "failure")],
+  ])],
+  ["Download", new Map<string, Apply>([
+    ["Mirror", (config, value, at, log) => {
       if (value === "") {
         config.settings.mirrors = [];
         return;
       }
-      for (const url of value.split(/\s+/).filter(Boolean)) {
-        if (isHttpUrl(url)) config.settings.mirrors.push(url);
-        else log.push({ level: "warning", message: `${where}: mirror is not an http:// or https:// URL, ignoring: ${url}` });
+      for (const url of value.split(/[ \t\n\r]+/).filter(Boolean)) {
+        const parsed = httpUrl(url, at);
+        if ("rule" in parsed) ignore(log, at, parsed.rule, url);
+        else config.settings.mirrors.push(parsed.value);
       }
-    },
-    CAFile: path((config, p) => { config.settings.caFile = p; }),
-    IdleTimeoutSec: positiveNumber("IdleTimeoutSec=", (config, n) => { config.settings.idleTimeoutSec = n; }, false),
-    Retries: positiveNumber("Retries=", (config, n) => { config.settings.retries = n; }, true),
-    HTTPSProxy: proxy((config, p) => { config.settings.httpsProxy = p; }),
-    HTTPProxy: proxy((config, p) => { config.settings.httpProxy = p; }),
-    NoProxy: (config, value) => { config.settings.noProxy = value || undefined; },
-  },
-  Verify: {
-    Keyring: path((config, p) => { config.settings.keyring = p; }),
-  },
-};
+    }],
+    ["CAFile", single(absolutePath, settings, "caFile")],
+    ["IdleTimeoutSec", single(nonNegativeNumber, settings, "idleTimeoutSec")],
+    ["Retries", single(nonNegativeInteger, settings, "retries")],
+    ["HTTPSProxy", single(httpUrl, settings, "httpsProxy")],
+    ["HTTPProxy", single(httpUrl, settings, "httpProxy")],
+    ["NoProxy", single(hostList, settings, "noProxy")],
+    ["ImageMemoryMax", single(memorySize, settings, "imageMemoryMax")],
+  ])],
+  ["Verify", new Map<string, Apply>([
+    ["Keyring", single(absolutePath, settings, "keyring")],
+  ])],
+]);
+
+const SECTIONS = [...KEYS.keys()];
 
 /**
- * Applies config files in order (the main file, then drop-ins): scalar keys override, lists append.
+ * Applies config files in order (the main file, then drop-ins): single values override, lists
+ * append, an empty assignment resets. A file systemd would stop reading early is read up to there;
+ * the files after it are still read.
  *
- * @example parseConfigFiles([{ path: "/etc/netimport/netimport.conf", text: "[Download]\nRetries=3\n" }], log)
+ * @example parseConfigFiles([{ path: "/etc/netimport/netimport.conf", content: "[Download]\nRetries=3\n" }], log)
  */
-export function parseConfigFiles(files: ConfigText[], log: LogLine[]): Config {
+export function parseConfigFiles(files: readonly ConfigText[], log: LogLine[]): Config {
   const config: Config = { pulls: [], settings: { mirrors: [] }, actions: {} };
-  for (const file of files) {
-    let parsed: Record<string, unknown>;
-    try {
-      parsed = parse(file.text, { bracketedArray: false });
-    } catch (error) {
-      log.push({ level: "err", message: `${file.path}: cannot parse, ignoring the file: ${(error as Error).message}` });
-      continue;
-    }
-    for (const [section, body] of Object.entries(parsed)) {
-      const keys = KEYS[section];
-      if (!keys || typeof body !== "object" || body === null) {
-        log.push({ level: "warning", message: `${file.path}: unknown section [${section}], ignoring it` });
-        continue;
-      }
-      for (const [key, raw] of Object.entries(body as Record<string, unknown>)) {
-        const apply = keys[key];
-        const where = `${file.path}: [${section}] ${key}=`;
-        if (!apply) {
-          log.push({ level: "warning", message: `${file.path}: unknown key ${key}= in [${section}], ignoring it` });
-          continue;
-        }
-        const values = Array.isArray(raw) ? raw : [raw];
-        for (const value of values) apply(config, value === true ? "" : String(value).trim(), where, log, file.path);
-      }
-    }
-  }
+  const lookup = (section: string, key: string): ConfValueParser | undefined => {
+    const apply = KEYS.get(section)?.get(key);
+    return apply && ((value, at) => apply(config, value, at, log));
+  };
+  for (const file of files) parseConf(file.path, file.content, { sections: SECTIONS, lookup }, log);
   return config;
 }

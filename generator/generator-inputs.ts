@@ -4,6 +4,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ConfigText } from "./config-file.ts";
+import { hasControlCharacter } from "./control-characters.ts";
 import { discoverBootUrl, efivarfsReader, DEFAULT_EFIVARFS, type BootUrl } from "./efi-boot-url.ts";
 import type { LogLine } from "./log-line.ts";
 import { parseBoolean } from "./pull-expression.ts";
@@ -65,7 +66,8 @@ export function readConfigFiles(env: Env, log: LogLine[]): ConfigText[] {
   const files: ConfigText[] = [];
   const read = (path: string): void => {
     try {
-      files.push({ path, text: readFileSync(`${prefix}${path}`, "utf8") });
+      // Bytes, not text: the parser checks each line's UTF-8 as systemd does.
+      files.push({ path, content: readFileSync(`${prefix}${path}`) });
     } catch (error) {
       log.push({ level: "err", message: `Cannot read ${path}: ${(error as Error).message}` });
     }
@@ -80,7 +82,15 @@ export function readConfigFiles(env: Env, log: LogLine[]): ConfigText[] {
     } catch {
       continue;
     }
-    for (const name of names) if (name.endsWith(".conf") && !dropins.has(name)) dropins.set(name, `${dir}/netimport.conf.d/${name}`);
+    for (const name of names) {
+      if (!name.endsWith(".conf") || dropins.has(name)) continue;
+      // The path is written into units (SourcePath=, comments): a newline in it would end the line.
+      if (hasControlCharacter(name)) {
+        log.push({ level: "warning", message: `Ignoring drop-in ${dir}/netimport.conf.d/${name}: its name has control characters.` });
+        continue;
+      }
+      dropins.set(name, `${dir}/netimport.conf.d/${name}`);
+    }
   }
   for (const name of [...dropins.keys()].sort()) read(dropins.get(name)!);
   return files;

@@ -1,7 +1,11 @@
 // Logging like a systemd generator: to stderr when it leads somewhere, else to /dev/kmsg with a
-// priority prefix so the lines land in the kernel log and later the journal.
+// priority prefix so the lines land in the kernel log and later the journal. Every line passes
+// through logText() on its way out: the messages quote what the generator read, and that may hold
+// control characters and credentials.
 import { fstatSync, openSync, writeSync } from "node:fs";
+import { escapeControlCharacters } from "./control-characters.ts";
 import { LOG_PRIORITY, type LogLine } from "./log-line.ts";
+import { redactSecrets } from "./redact.ts";
 
 const NULL_DEVICE = { major: 1, minor: 3 };
 const KMSG_DEVICE = { major: 1, minor: 11 };
@@ -14,6 +18,17 @@ function deviceIs(rdev: number, device: { major: number; minor: number }): boole
 }
 
 export type LogSink = (line: LogLine) => void;
+
+/**
+ * A message as it may be shown: control characters escaped (one message stays one line and cannot
+ * drive the terminal), then credentials in URLs redacted. Escaping first also catches a URL whose
+ * userinfo holds a control character, which the redaction alone would not see as one.
+ *
+ * @example logText("bad value https://u:p@h/\x1b[2J") // "bad value https://***@h/\\x1b[2J"
+ */
+export function logText(message: string): string {
+  return redactSecrets(escapeControlCharacters(message));
+}
 
 /** Chooses where log lines go: stderr, unless it is /dev/null or closed; kmsg gets `<N>tag[pid]: ` lines. */
 export function openGeneratorLog(tag = "netimport-generator"): LogSink {
@@ -32,7 +47,8 @@ export function openGeneratorLog(tag = "netimport-generator"): LogSink {
     }
   }
   return (line) => {
-    const text = kmsg ? `<${LOG_PRIORITY[line.level]}>${tag}[${process.pid}]: ${line.message}\n` : `${tag}: ${line.message}\n`;
+    const message = logText(line.message);
+    const text = kmsg ? `<${LOG_PRIORITY[line.level]}>${tag}[${process.pid}]: ${message}\n` : `${tag}: ${message}\n`;
     try {
       writeSync(fd, text);
     } catch {

@@ -31,18 +31,33 @@ export interface ImportRequest {
   root?: RootWiring;
 }
 
+/**
+ * A URL from a config file together with the file it was set in. A URL with a user name or password
+ * is shown redacted in the unit, and the runtime reads the credentials back from that file
+ * (`--secrets-from=FILE`), so the file has to travel with the value through every merge.
+ */
+export interface SourcedUrl {
+  url: string;
+  /** The config file the value was read from, as the runtime will find it. */
+  source: string;
+}
+
 /** Settings from the config files that apply to every download. */
 export interface DownloadSettings {
-  mirrors: string[];
+  mirrors: SourcedUrl[];
   caFile?: string;
   keyring?: string;
   idleTimeoutSec?: number;
   retries?: number;
-  httpsProxy?: string;
-  httpProxy?: string;
+  httpsProxy?: SourcedUrl;
+  httpProxy?: SourcedUrl;
+  /** Comma-separated host list, normalised. */
   noProxy?: string;
+  /** `--image-memory-max=` as the runtime takes it: a byte count, or `N%` of RAM. */
+  imageMemoryMax?: string;
 }
 
+/** `SuccessAction=`/`FailureAction=` of the download units; only names from emergency-action.ts. */
 export interface Actions {
   success?: string;
   failure?: string;

@@ -20,7 +20,7 @@ export async function runGenerator(argv: string[]): Promise<number> {
   const log: LogLine[] = [];
   const inputs = readGeneratorInputs(process.env, log);
   const plan = makePlan(inputs);
-  log.push(...plan.log);
+  for (const line of plan.log) log.push(line);
   const units = renderUnits(plan.requests, {
     executable: isSea() ? process.execPath : INSTALLED_EXECUTABLE,
     inInitrd: inputs.inInitrd,
@@ -28,11 +28,8 @@ export async function runGenerator(argv: string[]): Promise<number> {
     actions: plan.actions,
   });
   for (const line of log) sink(line);
-  try {
-    writeUnits(units, { normal, early, late });
-  } catch (error) {
-    sink({ level: "err", message: `Failed to write units: ${(error as Error).message}` });
-    return 1;
-  }
-  return 0;
+  // Everything that can be written is; the exit status reports what could not.
+  const failures = writeUnits(units, { normal, early, late });
+  for (const line of failures) sink(line);
+  return failures.length > 0 ? 1 : 0;
 }

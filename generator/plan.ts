@@ -2,10 +2,14 @@
 // of downloads and how the boot uses them. Pure: every input is passed in, log lines are returned.
 import { parseConfigFiles, type ConfigText } from "./config-file.ts";
 import type { BootUrl } from "./efi-boot-url.ts";
+import { EMERGENCY_ACTION_RULE, isEmergencyAction } from "./emergency-action.ts";
 import { localPath, type Actions, type DownloadSettings, type ImportRequest, type RequestOrigin } from "./import-request.ts";
 import type { LogLine } from "./log-line.ts";
 import { keyIs, parseCmdline } from "./proc-cmdline.ts";
 import { parsePullExpression, type Dialect } from "./pull-expression.ts";
+import { checkSecretSources } from "./secret-sources.ts";
+import { systemdLimitViolation } from "./systemd-limits.ts";
+import { targetClaims } from "./target-claims.ts";
 
 export interface GeneratorInputs {
   cmdline: string;
@@ -58,9 +62,9 @@ export function makePlan(inputs: GeneratorInputs): Plan {
         expressions.push({ text: value, dialect: isImport ? "import" : "pull", origin });
       }
     } else if (keyIs(key, "systemd.import.success_action") || (compat && keyIs(key, "systemd.pull.success_action"))) {
-      actions.success = value || undefined;
+      setAction(actions, "success", `${prefix}${key}`, value, log);
     } else if (keyIs(key, "systemd.import.failure_action") || (compat && keyIs(key, "systemd.pull.failure_action"))) {
-      actions.failure = value || undefined;
+      setAction(actions, "failure", `${prefix}${key}`, value, log);
     } else if (key === "root" && value !== undefined) {
       rootArgument = value;
     }
@@ -83,6 +87,7 @@ export function makePlan(inputs: GeneratorInputs): Plan {
   for (const pull of config.pulls) expressions.push({ text: pull.expression, dialect: "import", origin: pull.origin });
 
   const requests: ImportRequest[] = [];
+  const claimTarget = targetClaims();
   for (const expression of expressions) {
     const where = `${expression.origin.what} in ${expression.origin.path}`;
     const result = parsePullExpression(expression.text, {
@@ -102,7 +107,12 @@ export function makePlan(inputs: GeneratorInputs): Plan {
     }
     for (const note of result.notes) log.push({ level: "info", message: `${where}: ${note}` });
     const request = result.request;
-    const clash = requests.find((r) => localPath(r) === localPath(request));
+    const tooLong = systemdLimitViolation(request);
+    if (tooLong) {
+      log.push({ level: "err", message: `${where}: '${request.local}' (${request.remote}): ${tooLong}. Ignoring this entry.` });
+      continue;
+    }
+    const clash = claimTarget(request);
     if (clash) {
       log.push({ level: "err", message: `${where}: ${localPath(request)} is already the target of ${clash.origin.what} (${clash.remote}), ignoring this entry.` });
       continue;
@@ -118,7 +128,35 @@ export function makePlan(inputs: GeneratorInputs): Plan {
   }
   wireRootArgument(requests, rootArgument, inputs.inInitrd, log);
   keepOneRoot(requests, log);
+  for (const line of checkSecretSources(requests, config.settings, inputTexts(inputs))) log.push(line);
   return { requests, actions, settings: config.settings, log };
+}
+
+/** Every input file's text by its path, as the runtime reads it for `--secrets-from=`. */
+function inputTexts(inputs: GeneratorInputs): Map<string, string> {
+  const texts = new Map<string, string>([[inputs.cmdlinePath, inputs.cmdline]]);
+  if (inputs.credential) texts.set(inputs.credential.path, inputs.credential.text);
+  for (const config of inputs.configs) {
+    texts.set(config.path, typeof config.content === "string" ? config.content : Buffer.from(config.content).toString("utf8"));
+  }
+  return texts;
+}
+
+/**
+ * Sets an action from the command line; an empty value resets it. The value goes into the unit file
+ * verbatim, so nothing but systemd's action names may pass: a quoted value with a newline would
+ * otherwise add a unit file line of its own. A refused value leaves the setting as it was.
+ */
+function setAction(actions: Actions, which: keyof Actions, key: string, value: string | undefined, log: LogLine[]): void {
+  if (value === undefined) {
+    log.push({ level: "warning", message: `Missing argument for ${key}= kernel command line switch, ignoring.` });
+  } else if (value === "") {
+    delete actions[which];
+  } else if (isEmergencyAction(value)) {
+    actions[which] = value;
+  } else {
+    log.push({ level: "warning", message: `Invalid value for ${key}= kernel command line switch, ignoring: ${value} (${EMERGENCY_ACTION_RULE})` });
+  }
 }
 
 /**

@@ -19,6 +19,8 @@ import {
   urlLastComponent,
 } from "./url.ts";
 import type { BootUrl } from "./efi-boot-url.ts";
+import { urlUserinfo } from "./redact.ts";
+import { CREDENTIALS_OUTSIDE_USERINFO_RULE, hasCredentialsOutsideUserinfo } from "./url-credentials.ts";
 
 /**
  * `import`: netimport's grammar (`rd.systemd.import=`, the credential, config files): the type is
@@ -126,6 +128,11 @@ export function parsePullExpression(expression: string, ctx: ParseContext): Pars
       };
     }
     if (!isHttpUrl(boot.url)) return reject(`Value of ${boot.source} is not a valid HTTP URL, refusing: ${boot.url}`);
+    // The runtime reads credentials back from a file named in the unit (--secrets-from=); a firmware
+    // variable is not such a file, and writing them into the unit is what must never happen.
+    if (urlUserinfo(boot.url) !== undefined) {
+      return reject(`The URL in ${boot.source} carries a user name or password, which netimport cannot pass on without writing it into a unit, refusing: ${boot.url}`);
+    }
     try {
       remote = urlChangeSuffix(boot.url, 1, remote);
     } catch (error) {
@@ -137,6 +144,7 @@ export function parsePullExpression(expression: string, ctx: ParseContext): Pars
   if (!isHttpUrl(remote) && !isFileUrl(remote)) {
     return reject(`Not a valid URL (http://, https:// or file:/ and ASCII only), refusing: ${remote}`);
   }
+  if (hasCredentialsOutsideUserinfo(remote)) return reject(`The URL ${CREDENTIALS_OUTSIDE_USERINFO_RULE}, refusing: ${remote}`);
 
   if (!type) {
     if (ctx.dialect === "pull") return reject(`No image type (raw, tar) specified in pull expression, refusing: ${expression}`);

@@ -3,8 +3,12 @@ import attachTemplate from "../units-templates/attach.service.in";
 import rootDeviceTemplate from "../units-templates/initrd-root-device.conf.in";
 import pullTemplate from "../units-templates/pull.service.in";
 import sysrootTemplate from "../units-templates/sysroot.mount.in";
+import { isNewerThanSystemd252 } from "./emergency-action.ts";
 import { localPath, type Actions, type DownloadSettings, type ImportRequest } from "./import-request.ts";
-import { escapeSpecifiers, escapeUnitNamePart, fillTemplate, quoteExecArgument } from "./unit-text.ts";
+import { pullArguments } from "./pull-arguments.ts";
+import { redactUrl } from "./redact.ts";
+import { attachPlan, attachUnitName, pullUnitName, ROOT_LINK } from "./unit-names.ts";
+import { escapeSpecifiers, fillTemplate, quoteExecArgument } from "./unit-text.ts";
 
 export type GeneratorDir = "normal" | "early" | "late";
 
@@ -35,41 +39,8 @@ export interface RenderOptions {
   actions: Actions;
 }
 
-/** Where `netimport attach` links the root file system's loop device. */
-export const ROOT_LINK = "/run/netimport/root";
-
-/**
- * Unit names are derived from the image's path, as systemd's own import units are, so they are
- * unique per target and say where the image goes: /run/machines/root.raw gives
- * `netimport-pull-run-machines-root.raw.service`.
- */
-export function pullUnitName(request: ImportRequest): string {
-  return `netimport-pull-${escapeUnitNamePart(localPath(request).slice(1))}.service`;
-}
-
-export function attachUnitName(request: ImportRequest): string {
-  return `netimport-attach-${escapeUnitNamePart(localPath(request).slice(1))}.service`;
-}
-
 function isNetworkUrl(url: string): boolean {
   return !url.startsWith("file:");
-}
-
-/** The `netimport pull` command line: everything the download needs, nothing read at run time. */
-export function pullCommand(request: ImportRequest, options: RenderOptions): string[] {
-  const s = options.settings;
-  const args = [options.executable, "pull", `--type=${request.type}`, `--verify=${request.verify}`];
-  if (request.readOnly) args.push("--ro");
-  if (s.keyring && request.verify === "signature") args.push(`--keyring=${s.keyring}`);
-  for (const mirror of s.mirrors) args.push(`--mirror=${mirror}`);
-  if (s.caFile) args.push(`--ca-file=${s.caFile}`);
-  if (s.idleTimeoutSec !== undefined) args.push(`--idle-timeout=${s.idleTimeoutSec}`);
-  if (s.retries !== undefined) args.push(`--retries=${s.retries}`);
-  const proxy = request.remote.startsWith("https:") ? s.httpsProxy : s.httpProxy;
-  if (proxy) args.push(`--proxy=${proxy}`);
-  if (proxy && s.noProxy) args.push(`--no-proxy=${s.noProxy}`);
-  args.push(request.remote, localPath(request));
-  return args;
 }
 
 function execLine(args: string[]): string {
@@ -78,9 +49,19 @@ function execLine(args: string[]): string {
 
 function actionLines(actions: Actions): string[] {
   const lines: string[] = [];
-  if (actions.success) lines.push(`SuccessAction=${actions.success}`);
-  if (actions.failure) lines.push(`FailureAction=${actions.failure}`);
+  for (const [key, action] of [["SuccessAction", actions.success], ["FailureAction", actions.failure]] as const) {
+    if (!action) continue;
+    if (isNewerThanSystemd252(action)) lines.push(`# ${key}=${action} is newer than systemd 252: a systemd that does not know it ignores it with a warning.`);
+    lines.push(`${key}=${action}`);
+  }
   return lines;
+}
+
+/** The pull unit's note on where the credentials of its redacted URLs come from, if it has any. */
+function secretsNote(secretFiles: readonly string[]): string {
+  if (secretFiles.length === 0) return "";
+  const files = secretFiles.length === 1 ? secretFiles[0] : `${secretFiles.slice(0, -1).join(", ")} and ${secretFiles.at(-1)}`;
+  return `# Credentials in the URLs shown as *** are read at run time from ${files}, not written here.`;
 }
 
 const EMERGENCY = ["OnFailure=emergency.target", "OnFailureJobMode=replace-irreversibly"];
@@ -88,10 +69,11 @@ const EMERGENCY = ["OnFailure=emergency.target", "OnFailureJobMode=replace-irrev
 function common(request: ImportRequest) {
   return {
     ORIGIN: `${request.origin.what} in ${request.origin.path}`,
-    SOURCE_PATH: request.origin.path,
+    // SourcePath= expands specifiers: a drop-in named 50-%n.conf must stay itself.
+    SOURCE_PATH: escapeSpecifiers(request.origin.path),
     CLASS: request.class,
     LOCAL: escapeSpecifiers(request.local),
-    REMOTE: escapeSpecifiers(request.remote),
+    REMOTE: escapeSpecifiers(redactUrl(request.remote)),
     DEST: escapeSpecifiers(localPath(request)),
   };
 }
@@ -122,14 +104,16 @@ function renderRequest(request: ImportRequest, options: RenderOptions, files: Un
   else if (options.inInitrd) pullDeps.push("Before=initrd.target");
   pullDeps.push(...actionLines(options.actions));
 
+  const pull = pullArguments(request, options.settings, options.executable);
   files.push({
     dir: "normal",
     name: pullUnit,
     text: fillTemplate(pullTemplate, {
       ...common(request),
       VERIFY: verifyDescription(request),
+      SECRETS: secretsNote(pull.secretFiles),
       DEPENDENCIES: pullDeps.join("\n"),
-      EXEC: execLine(pullCommand(request, options)),
+      EXEC: execLine(pull.args),
     }),
   });
 
@@ -178,12 +162,6 @@ function renderRequest(request: ImportRequest, options: RenderOptions, files: Un
     links.push({ dir: "normal", target, kind: "wants", unit: pullUnit });
     if (attachUnit) links.push({ dir: "normal", target, kind: "wants", unit: attachUnit });
   }
-}
-
-function attachPlan(request: ImportRequest): { partition: "root" | "whole" | number; link: string } | undefined {
-  if (request.root?.kind === "attach") return { partition: request.root.partition, link: ROOT_LINK };
-  if (request.blockdev) return { partition: "whole", link: `/run/netimport/blockdev${localPath(request)}` };
-  return undefined;
 }
 
 function verifyDescription(request: ImportRequest): string {

@@ -25,11 +25,12 @@ export function escapeSpecifiers(text: string): string {
 
 /**
  * One word of an `ExecStart=` line: bare when it is plain, else double-quoted with `\` and `"`
- * escaped; `%` and `$` are doubled so systemd expands neither specifiers nor variables.
+ * escaped; `%` and `$` are doubled so systemd expands neither specifiers nor variables. `*` means
+ * nothing to systemd (it does not glob), so a redacted `https://***@host/` stays bare.
  */
 export function quoteExecArgument(arg: string): string {
   const escaped = arg.replaceAll("%", "%%").replaceAll("$", "$$$$");
-  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(arg)) return escaped;
+  if (/^[A-Za-z0-9_@%+=:,./-][A-Za-z0-9_@%+=:,./*-]*$/.test(arg)) return escaped;
   return `"${escaped.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
 }
 

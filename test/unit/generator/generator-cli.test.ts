@@ -59,6 +59,50 @@ test("bad entries are logged with the value and the rule, good ones still genera
   assert.ok(listTree(r.dirs[0]!).includes("netimport-pull-run-machines-good.raw.service"));
 });
 
+test("regression: a LOCAL name too long for a unit name costs only that entry, and the root is still wired", () => {
+  const long = `rd.systemd.import=sysext:${"n".repeat(240)}:http://h/x.raw`;
+  const r = runGenerator({ SYSTEMD_IN_INITRD: "1", SYSTEMD_PROC_CMDLINE: `rd.systemd.import=raw,root::http://h/root.raw ${long} rd.systemd.import=sysext::http://h/tools.raw` });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /netimport-generator: rd\.systemd\.import= in \/proc\/cmdline: 'n{240}' \(http:\/\/h\/x\.raw\): the LOCAL name would make the unit name netimport-pull-run-extensions-n{240}\.raw\.service 282 bytes long, over systemd's limit of 255: use a shorter LOCAL name\. Ignoring this entry\./);
+  assert.deepEqual(listTree(r.dirs[1]!), ["initrd-root-device.target.d", "initrd-root-device.target.d/50-root-device.conf", "initrd-root-fs.target.requires", "initrd-root-fs.target.requires/sysroot.mount", "sysroot.mount"]);
+  assert.ok(listTree(r.dirs[0]!).includes("initrd.target.wants/netimport-pull-run-extensions-tools.raw.service"));
+});
+
+test("a unit that cannot be written: exit status 1, after everything else was written", () => {
+  const out = tempDir("netimport-gen-taken-");
+  const dirs = ["normal", "early", "late"].map((d) => join(out, d));
+  mkdirSync(join(dirs[0]!, "netimport-pull-run-extensions-tools.raw.service"), { recursive: true });
+  const r = spawnSync(requireExecutable(), ["generator", ...dirs], {
+    env: { SYSTEMD_IN_INITRD: "1", NETIMPORT_ROOT: join(out, "root"), NETIMPORT_EFIVARFS: join(out, "none"), SYSTEMD_PROC_CMDLINE: "rd.systemd.import=sysext::http://h/tools.raw rd.systemd.import=raw,root::http://h/root.raw rd.systemd.import=sysext::http://h/more.raw" },
+    encoding: "utf8",
+  });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /Failed to write .*netimport-pull-run-extensions-tools\.raw\.service: EEXIST/);
+  assert.ok(listTree(dirs[1]!).includes("initrd-root-fs.target.requires/sysroot.mount"));
+  assert.ok(listTree(dirs[0]!).includes("initrd.target.wants/netimport-pull-run-extensions-more.raw.service"));
+  assert.ok(!listTree(dirs[0]!).includes("initrd.target.wants/netimport-pull-run-extensions-tools.raw.service"));
+});
+
+test("regression: log lines carry no control character and no credential, units no credential", () => {
+  const root = tempDir("netimport-secret-root-");
+  mkdirSync(join(root, "etc/netimport"), { recursive: true });
+  writeFileSync(join(root, "etc/netimport/netimport.conf"), "[Download]\nHTTPSProxy=http://proxyuser:pr0xy@proxy:3128\nNoProxy=\x1b[2J\n[Bad\x1b]\n");
+  const r = runGenerator({
+    SYSTEMD_IN_INITRD: "1",
+    NETIMPORT_ROOT: root,
+    SYSTEMD_PROC_CMDLINE: `rd.systemd.import=raw,root::https://deploy:s3cret@h/root.raw "rd.systemd.import=bogus\x1b[31m::https://u:pw@h/a b" "rd.systemd.import.failure_action=reboot\nExecStartPre=/bin/false"`,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /[\x00-\x09\x0b-\x1f\x7f]/);
+  assert.doesNotMatch(r.stderr, /s3cret|pr0xy|u:pw/);
+  assert.match(r.stderr, /Unknown pull option, ignoring: bogus\\x1b\[31m/);
+  assert.match(r.stderr, /Invalid value for rd\.systemd\.import\.failure_action= kernel command line switch, ignoring: reboot\\nExecStartPre=\/bin\/false/);
+  assert.match(r.stderr, /netimport\.conf:4: Bad characters in section header '\[Bad\\x1b\]'/);
+  const unit = readFileSync(join(r.dirs[0]!, "netimport-pull-run-machines-root.raw.service"), "utf8");
+  assert.doesNotMatch(unit, /s3cret|pr0xy|ExecStartPre|FailureAction/);
+  assert.match(unit, /--https-proxy=http:\/\/\*\*\*@proxy:3128 --secrets-from=\/etc\/netimport\/netimport\.conf --secrets-from=\/proc\/cmdline https:\/\/\*\*\*@h\/root\.raw /);
+});
+
 test("initrd detection from /etc/initrd-release under NETIMPORT_ROOT", () => {
   const r = runGenerator({ SYSTEMD_PROC_CMDLINE: "rd.systemd.import=::http://h/a.raw systemd.import=::http://h/b.raw" });
   assert.ok(listTree(r.dirs[0]!).includes("netimport-pull-var-lib-machines-b.raw.service"));
@@ -111,6 +155,8 @@ test("bootorigin from a BootCurrent device path in efivarfs, and `netimport boot
   assert.equal(url.stdout, "http://10.0.2.2:18080/boot/uki.efi\t(from Boot0004 device path (BootCurrent))\n");
   const stub = makeEfivarfs({ StubDeviceURL: utf16z("http://s/x.efi") });
   assert.equal(spawnSync(requireExecutable(), ["boot-url"], { env: { NETIMPORT_EFIVARFS: stub }, encoding: "utf8" }).stdout, "http://s/x.efi\t(from StubDeviceURL)\n");
+  const secret = makeEfivarfs({ StubDeviceURL: utf16z("http://u:pw@s/x\x1b[2J.efi") });
+  assert.equal(spawnSync(requireExecutable(), ["boot-url"], { env: { NETIMPORT_EFIVARFS: secret }, encoding: "utf8" }).stdout, "http://***@s/x\\x1b[2J.efi\t(from StubDeviceURL)\n");
   const none = spawnSync(requireExecutable(), ["boot-url"], { env: { NETIMPORT_EFIVARFS: "/nonexistent" }, encoding: "utf8" });
   assert.equal(none.status, 1);
   assert.match(none.stderr, /not booted via UEFI HTTP boot/);

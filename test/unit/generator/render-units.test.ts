@@ -20,7 +20,7 @@ for (const scenario of SCENARIOS) {
       cmdline: scenario.cmdline,
       cmdlinePath: "/proc/cmdline",
       inInitrd: scenario.inInitrd,
-      configs: scenario.config ? [{ path: "/etc/netimport/netimport.conf", text: scenario.config }] : [],
+      configs: (scenario.configs ?? []).map((c) => ({ path: c.path, content: c.text })),
       systemdImportGeneratorInstalled: false,
       bootUrl: () => (scenario.boot ? { url: scenario.boot, source: "StubDeviceURL" } : undefined),
     });
@@ -57,4 +57,30 @@ test("templates: empty placeholder lines vanish, unknown placeholders are a bug"
   assert.equal(fillTemplate("a\n{{X}}\nb={{Y}}", { X: "", Y: "1" }), "a\nb=1");
   assert.equal(fillTemplate("{{X}}", { X: "1\n2" }), "1\n2");
   assert.throws(() => fillTemplate("{{NOPE}}", {}), /NOPE/);
+});
+
+function renderOne(cmdline: string, configs: { path: string; content: string }[] = []) {
+  const plan = makePlan({ cmdline, cmdlinePath: "/proc/cmdline", inInitrd: true, configs, systemdImportGeneratorInstalled: false, bootUrl: () => undefined });
+  return { plan, units: renderUnits(plan.requests, { executable: "/x", inInitrd: true, settings: plan.settings, actions: plan.actions }) };
+}
+
+test("regression: no credential from a URL reaches any unit file, comment or Description", () => {
+  const { units } = renderOne("rd.systemd.import=raw,root::https://deploy:s3cret@h/root.raw", [
+    { path: "/etc/netimport/netimport.conf", content: "[Download]\nMirror=https://t0ken@m/\nHTTPProxy=http://pu:pw@p:1\n" },
+  ]);
+  const text = units.files.map((f) => f.text).join("\n");
+  assert.doesNotMatch(text, /s3cret|t0ken|pu:pw/);
+  assert.match(text, /^# Downloads https:\/\/\*\*\*@h\/root\.raw$/m);
+  assert.match(text, /^# The root file system is the image root, downloaded from https:\/\/\*\*\*@h\/root\.raw\.$/m);
+  assert.match(text, /^# Credentials in the URLs shown as \*\*\* are read at run time from \/etc\/netimport\/netimport\.conf and \/proc\/cmdline, not written here\.$/m);
+});
+
+test("an action newer than systemd 252 is written with a comment saying older ones ignore it", () => {
+  const { units } = renderOne("rd.systemd.import=::http://h/a.raw rd.systemd.import.success_action=soft-reboot rd.systemd.import.failure_action=reboot");
+  assert.match(units.files[0]!.text, /^# SuccessAction=soft-reboot is newer than systemd 252: a systemd that does not know it ignores it with a warning\.\nSuccessAction=soft-reboot\nFailureAction=reboot$/m);
+});
+
+test("SourcePath= keeps a % in a config file name from being read as a specifier", () => {
+  const { units } = renderOne("", [{ path: "/etc/netimport/netimport.conf.d/50-%n.conf", content: "[Import]\nPull=::http://h/a.raw\n" }]);
+  assert.match(units.files[0]!.text, /^SourcePath=\/etc\/netimport\/netimport\.conf\.d\/50-%%n\.conf$/m);
 });

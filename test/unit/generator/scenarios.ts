@@ -5,9 +5,12 @@ export interface Scenario {
   name: string;
   cmdline: string;
   inInitrd: boolean;
-  config?: string;
+  /** Config files by the path the generator reads them from (below NETIMPORT_ROOT), in reading order. */
+  configs?: { path: string; text: string }[];
   boot?: string;
 }
+
+const MAIN_CONFIG = "/etc/netimport/netimport.conf";
 
 export const SCENARIOS: Scenario[] = [
   {
@@ -19,7 +22,7 @@ export const SCENARIOS: Scenario[] = [
     name: "tar-root-and-sysext",
     cmdline: "rd.systemd.import=tar,root,verify=checksum::http://10.0.2.2:8080/root.tar.gz rd.systemd.import=raw,sysext,ro:tools:https://images.example.com/tools.raw.xz",
     inInitrd: true,
-    config: "[Download]\nMirror=https://mirror.example.com/images/\nIdleTimeoutSec=20\nRetries=4\nHTTPSProxy=http://proxy:3128\nNoProxy=.lan\n[Verify]\nKeyring=/etc/netimport/keyring.pgp\n[Import]\nFailureAction=reboot\n",
+    configs: [{ path: MAIN_CONFIG, text: "[Download]\nMirror=https://mirror.example.com/images/\nIdleTimeoutSec=20\nRetries=4\nHTTPSProxy=http://proxy:3128\nNoProxy=.lan\n[Verify]\nKeyring=/etc/netimport/keyring.pgp\n[Import]\nFailureAction=reboot\n" }],
   },
   {
     name: "systemd-example-3-loop-ref",
@@ -42,5 +45,19 @@ export const SCENARIOS: Scenario[] = [
     name: "host-provisioning",
     cmdline: "systemd.pull=raw,confext::https://example.com/myconfext.raw.gz systemd.pull=tar,sysext,verify=no::https://example.com/mysysext.tar.gz systemd.import=portable,blockdev:\"my app\":file:///srv/app.raw systemd.pull.success_action=none",
     inInitrd: false,
+  },
+  {
+    // Credentials in the image URL (command line), a proxy and a mirror (a drop-in): shown as ***, read
+    // back at run time from the files named by --secrets-from=.
+    name: "secrets-and-proxies",
+    cmdline: "rd.systemd.import=raw,root,verify=checksum::https://deploy:s3cret@images.example.com/fleet/root.raw.xz rd.systemd.import=sysext,verify=no::http://10.0.2.2:8080/tools.raw rd.systemd.import.failure_action=poweroff",
+    inInitrd: true,
+    configs: [
+      { path: MAIN_CONFIG, text: "[Download]\nMirror=https://mirror.example.com/images/\nImageMemoryMax=1.5G\n" },
+      {
+        path: "/etc/netimport/netimport.conf.d/50-proxy.conf",
+        text: "[Download]\nHTTPSProxy=http://proxyuser:pr0xy@proxy.example.com:3128\nHTTPProxy=http://proxy.example.com:3128\nNoProxy=.lan, 10.0.0.0/8\nMirror=https://t0ken@mirror2.example.com/images/\n",
+      },
+    ],
   },
 ];

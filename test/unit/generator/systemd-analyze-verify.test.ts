@@ -2,8 +2,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { tempDir } from "../../support/temp-dir.ts";
 import { requireExecutable } from "./built-executable.ts";
 import { makeEfivarfs, utf16z } from "./efi-fixtures.ts";
@@ -20,10 +20,9 @@ for (const scenario of SCENARIOS) {
       NETIMPORT_ROOT: root,
       NETIMPORT_EFIVARFS: scenario.boot ? makeEfivarfs({ StubDeviceURL: utf16z(scenario.boot) }) : join(out, "none"),
     };
-    if (scenario.config) {
-      const configDir = join(root, "etc/netimport");
-      spawnSync("mkdir", ["-p", configDir]);
-      writeFileSync(join(configDir, "netimport.conf"), scenario.config);
+    for (const config of scenario.configs ?? []) {
+      mkdirSync(dirname(join(root, config.path)), { recursive: true });
+      writeFileSync(join(root, config.path), config.text);
     }
     const gen = spawnSync(requireExecutable(), ["generator", ...dirs], { env, encoding: "utf8" });
     assert.equal(gen.status, 0, gen.stderr);
