@@ -8,6 +8,7 @@ import { execFile } from "node:child_process";
 import { mkdir, readdir, readFile, statfs } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { promisify } from "node:util";
+import { parseMemorySize } from "../generator/memory-size.ts";
 
 const TMPFS_MAGIC = 0x01021994;
 const RAMFS_MAGIC = 0x858458f6;
@@ -118,23 +119,15 @@ export type MemoryLimit = { bytes: number } | { percent: number };
 export const DEFAULT_MEMORY_LIMIT: MemoryLimit = { percent: 50 };
 
 /**
- * `--image-memory-max=`: bytes with an optional K, M, G or T suffix (powers of 1024, as systemd's
- * parse_size()), or a percentage of RAM. Throws on anything else.
+ * `--image-memory-max=`: what the generator's parseMemorySize() accepts (a size with an optional K, M,
+ * G or T suffix, powers of 1024, or a percentage of RAM). Throws on anything else.
  *
  * @example parseMemoryLimit("1.5G") // { bytes: 1610612736 };  parseMemoryLimit("40%") // { percent: 40 }
  */
 export function parseMemoryLimit(text: string): MemoryLimit {
-  const percent = /^(\d+(?:\.\d+)?)%$/.exec(text);
-  if (percent) {
-    const value = Number(percent[1]);
-    if (value > 0 && value <= 100) return { percent: value };
-  }
-  const size = /^(\d+(?:\.\d+)?)([KMGT]?)$/i.exec(text);
-  if (size) {
-    const bytes = Math.floor(Number(size[1]) * 1024 ** " KMGT".indexOf(size[2]!.toUpperCase() || " "));
-    if (bytes > 0 && Number.isSafeInteger(bytes)) return { bytes };
-  }
-  throw new Error(`invalid memory limit '${text}' (expected a size such as 4G or 512M, or a share of RAM such as 50%)`);
+  const parsed = parseMemorySize(text);
+  if (!parsed.ok) throw new Error(`invalid memory limit '${text}': ${parsed.error}`);
+  return parsed.value.endsWith("%") ? { percent: Number(parsed.value.slice(0, -1)) } : { bytes: Number(parsed.value) };
 }
 
 function limitBytes(limit: MemoryLimit, memory: Memory): number {

@@ -150,9 +150,9 @@ describe("parseMemoryLimit", () => {
     assert.deepEqual(parseMemoryLimit("1073741824"), { bytes: 1073741824 });
     assert.deepEqual(parseMemoryLimit("512M"), { bytes: 512 * MIB });
     assert.deepEqual(parseMemoryLimit("1.5G"), { bytes: 1.5 * 1024 * MIB });
-    assert.deepEqual(parseMemoryLimit("2t"), { bytes: 2 * 1024 ** 4 });
+    assert.deepEqual(parseMemoryLimit("2T"), { bytes: 2 * 1024 ** 4 });
     assert.deepEqual(parseMemoryLimit("40%"), { percent: 40 });
-    for (const bad of ["", "0", "0%", "101%", "-1G", "1X", "G", "50 %", "1e3", "9".repeat(30)]) {
+    for (const bad of ["", "0", "0%", "101%", "-1G", "1X", "G", "50 %", "1e3", "2t", "9".repeat(30)]) {
       assert.throws(() => parseMemoryLimit(bad), /invalid memory limit/, bad);
     }
   });
