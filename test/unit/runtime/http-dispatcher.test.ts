@@ -11,23 +11,12 @@ import { after, before, beforeEach, describe, it } from "node:test";
 import { createDispatcher, type DispatcherOptions } from "../../../runtime/http-dispatcher.ts";
 import { fetchSmallFile } from "../../../runtime/http-source.ts";
 import { startFixtureServer, type FixtureServer } from "../../support/http-fixture-server.ts";
+import { makeTestCertificates } from "../../support/test-certificates.ts";
 
 let dir: string;
 let https: FixtureServer;
 let http: FixtureServer;
 
-/** A CA and a server certificate for 127.0.0.1 signed by it, made with openssl. */
-function makeCertificates(): { ca: string; key: string; cert: string } {
-  const ssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
-  ssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-    "-days", "2", "-subj", "/CN=netimport test CA");
-  ssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-    "-subj", "/CN=127.0.0.1");
-  writeFileSync(join(dir, "ext.cnf"), "subjectAltName=IP:127.0.0.1\n");
-  ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem",
-    "-days", "2", "-extfile", "ext.cnf");
-  return { ca: join(dir, "ca.pem"), key: readFileSync(join(dir, "server.key"), "utf8"), cert: readFileSync(join(dir, "server.pem"), "utf8") };
-}
 
 /**
  * A forwarding HTTP proxy (absolute-form requests, and CONNECT tunnels for HTTPS) that records what it
@@ -67,7 +56,7 @@ let ca: string;
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "netimport-tls-"));
   writeFileSync(join(dir, "hello.txt"), "hello over the wire\n");
-  const certs = makeCertificates();
+  const certs = makeTestCertificates(dir);
   ca = certs.ca;
   https = await startFixtureServer({ root: dir, tls: { key: certs.key, cert: certs.cert } });
   http = await startFixtureServer({ root: dir });
