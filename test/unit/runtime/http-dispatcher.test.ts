@@ -1,7 +1,6 @@
 // The dispatcher's TLS trust (bundled CAs plus --ca-file) and proxies (one per scheme, --no-proxy),
 // against a real HTTPS fixture server with a certificate from a throwaway CA and real forwarding proxies.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, request as httpRequest, type Server } from "node:http";
 import { connect, type AddressInfo, type Socket } from "node:net";
