@@ -121,7 +121,7 @@ type State =
   | { at: "meta"; type: "L" | "K" | "x" | "g"; size: number; parts: Buffer[]; left: number }
   | { at: "data"; left: number }
   | { at: "sparse-extension"; name: string; size: number; realsize: number; blocks: number }
-  | { at: "sparse-map"; name: string; size: number; used: number; digits: string; numbers: number[]; count?: number }
+  | { at: "sparse-map"; name: string; size: number; used: number; digits: string; count?: number; numbers: number; blocks: number }
   | { at: "end" };
 
 /** A member as GNU tar reads it (names are bytes, one char per byte). */
@@ -203,7 +203,7 @@ export class TarGuard {
       if (state.at === "end") break;
       if (state.at === "data" || state.at === "meta") {
         const take = Math.min(state.left, chunk.length - at);
-        if (state.at === "meta") state.parts.push(chunk.subarray(at, at + take));
+        if (state.at === "meta") state.parts.push(Buffer.from(chunk.subarray(at, at + take))); // a copy: callers may reuse chunks
         state.left -= take;
         at += take;
         if (state.left === 0) {
@@ -298,18 +298,19 @@ export class TarGuard {
     const { type, name, size } = member;
     const format = headerFormat(header, member.hasExtendedHeader);
     const noData = (what: string) => {
-      // GNU tar does not skip these members' data when it extracts them, but does when it fails to: where the
-      // next header is would depend on what happens on disk.
+      // GNU tar does not skip these members' data (extract.c: their extractors never call skip_member()): it
+      // reads it as headers, which any reader that skips it would not see. Only skipped members (a ".."
+      // name) have their data skipped. No tool writes such members: refused rather than relied upon.
       if (size !== 0) throw new TarFormatError(`tar stream is not supported: the ${what} '${show(name)}' has ${size} bytes of data`);
     };
     if (member.sparseMajor !== undefined || member.sparseMinor !== undefined) {
-      // GNU tar's pax sparse format 1.0: only for a regular file in a POSIX archive (src/sparse.c, pax_optab).
+      // GNU tar's pax sparse format, as it writes it: 1.0, a regular file, in a POSIX header (sparse.c, pax_optab).
       if (format !== "posix" || type !== "0" || member.sparseMajor !== 1 || member.sparseMinor !== 0) {
-        throw new TarFormatError(`tar stream is not supported: '${show(name)}' is a sparse file of a kind GNU tar writes no more`);
+        throw new TarFormatError(`tar stream is not supported: '${show(name)}' is a pax sparse file other than GNU tar's (format 1.0, regular file, POSIX header)`);
       }
-      this.#writeFile(name);
-      this.#state = { at: "sparse-map", name, size, used: 0, digits: "", numbers: [] };
       if (size === 0) throw new TarFormatError(`tar stream is corrupt: the sparse file '${show(name)}' has no sparse map`);
+      this.#writeFile(name);
+      this.#state = { at: "sparse-map", name, size, used: 0, digits: "", numbers: 0, blocks: 0 };
       return;
     }
     switch (type) {
@@ -394,12 +395,11 @@ export class TarGuard {
     const number = paxNumber(state.digits);
     if (number === undefined) throw new TarFormatError(`tar stream is corrupt: the sparse map of '${show(state.name)}' is malformed`);
     state.digits = "";
+    // The count of entries, then each entry's offset and size: only the sizes' blocks matter here.
     if (state.count === undefined) state.count = number;
-    else state.numbers.push(number);
-    if (state.numbers.length < 2 * state.count) return;
-    let blocks = 0;
-    for (let i = 1; i < state.numbers.length; i += 2) blocks += Math.ceil(state.numbers[i]! / BLOCK);
-    this.#sparseMapDone(state.name, state.size, Math.ceil(state.used / BLOCK), blocks, state.used);
+    else if (++state.numbers % 2 === 0) state.blocks += Math.ceil(number / BLOCK);
+    if (state.numbers < 2 * state.count) return;
+    this.#sparseMapDone(state.name, state.size, Math.ceil(state.used / BLOCK), state.blocks, state.used);
   }
 
   /** The map read: its blocks and its data blocks must be the member's data exactly; the rest is skipped. */
@@ -520,7 +520,7 @@ function applyPaxRecord(member: Member, key: string, value: string): void {
     else if (key === "GNU.sparse.major") member.sparseMajor = number;
     else member.sparseMinor = number;
   } else if (PAX_SPARSE_0.has(key)) {
-    throw new TarFormatError(`tar stream is not supported: '${show(member.name)}' is a sparse file of a kind GNU tar writes no more (${key})`);
+    throw new TarFormatError(`tar stream is not supported: '${show(member.name)}' is a sparse file of a kind GNU tar writes no more (${key}, tar 1.14 to 1.15)`);
   }
 }
 

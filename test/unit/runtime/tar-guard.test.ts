@@ -110,7 +110,7 @@ const refuse: [string, Buffer, RegExp][] = [
   ["an 'S' member outside GNU format (read as a regular file, or as star's sparse format)", archive(header({ name: "sp", type: "S", size: 512 }), hidden, after), /not in GNU format/],
   ["pax sparse 0.x", archive(pax([["GNU.sparse.size", "10"], ["GNU.sparse.map", "0,1"]]), entry("f", { data: "f" })), /writes no more/],
   ["pax sparse keywords in a global header", archive(pax({ "GNU.sparse.major": "1" }, "g"), entry("f", { data: "f" })), /global pax header sets 'GNU.sparse.major'/],
-  ["pax sparse 1.0 outside a POSIX header", archive(pax([["GNU.sparse.major", "1"], ["GNU.sparse.minor", "0"]]), entry("f", { format: "gnu", data: "2\n0\n1\n" })), /sparse file of a kind/],
+  ["pax sparse 1.0 outside a POSIX header", archive(pax([["GNU.sparse.major", "1"], ["GNU.sparse.minor", "0"]]), entry("f", { format: "gnu", data: "2\n0\n1\n" })), /a pax sparse file other than GNU tar.s/],
   ["pax sparse 1.0 whose map reads past its data", archive(pax([["GNU.sparse.major", "1"], ["GNU.sparse.minor", "0"]]), entry("f", { data: padded(Buffer.from("1\n0\n5000\n")) }), hidden, after), /does not match its size/],
   ["pax sparse 1.0 with a map longer than its data", archive(pax([["GNU.sparse.major", "1"], ["GNU.sparse.minor", "0"]]), entry("f", { size: 1, data: "300\n" + "0\n".repeat(600) }), after), /larger than its data/],
   ["a multi-volume continuation", archive(entry("m", { type: "M", data: "m" })), /type 'M'/],

@@ -222,6 +222,13 @@ describe("createTarUnpackSink", () => {
     assert.ok(!existsSync(out));
   });
 
+  test("an upstream error (a corrupt compressed stream) is the one reported, after tar has exited", async () => {
+    const { out, pid, error } = await interrupt(many.subarray(0, 1_000_000), (source) => source.destroy(new Error("xz stream is corrupt: test")));
+    assert.equal(error?.message, "xz stream is corrupt: test");
+    assert.ok(!existsSync(`/proc/${pid}`));
+    rmSync(out, { recursive: true });
+  });
+
   test("tar killed by SIGTERM (systemd stopping the unit) fails the sink with tar's status", async () => {
     const { out, pid, error } = await interrupt(many.subarray(0, 1_000_000), (_, __, pid) => process.kill(pid, "SIGTERM"));
     assert.ok(error);
