@@ -179,6 +179,9 @@ async function writeImage(options: PullOptions, source: Extract<OpenedSource, { 
   let temp: string | undefined;
   try {
     const { head, stream: body } = await peekHead(source.body);
+    // Until the pipeline takes the body, its failure (a cut it cannot resume from, say) must not be an
+    // uncaught 'error' event: the pipeline finds the stream errored and rejects with that error.
+    body.on("error", () => {});
     const compression = detectCompression(head);
     temp = await makeTemporary(options, sizeOf(compression, head, source.size));
     const progress = createProgressMeter({
