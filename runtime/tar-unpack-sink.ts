@@ -69,6 +69,7 @@ export function createTarUnpackSink(dir: string): Writable {
   let child: ChildProcess | undefined;
   let exited: Promise<Exit> = Promise.resolve({ code: 0, signal: null });
   let stderr = "";
+  let finishing = false;
 
   const start = async () => {
     const gnu = requireGnuTar();
@@ -89,6 +90,11 @@ export function createTarUnpackSink(dir: string): Writable {
     tar.stderr!.setEncoding("utf8");
     tar.stderr!.on("data", (text: string) => { stderr = (stderr + text).slice(-8000); });
     tar.stdin!.on("error", () => { /* EPIPE: the exit status says why */ });
+    // tar dying on its own (killed, out of space) while the sink waits for more input must end the sink
+    // now, not at the next write, which may never come.
+    void exited.then((exit) => {
+      if (!finishing && !guard.ended && !sink.destroyed) sink.destroy(failure(exit) ?? new Error("tar exited before the end of the archive"));
+    });
   };
 
   /** Why tar failed, from its exit status and its last messages. */
@@ -127,7 +133,7 @@ export function createTarUnpackSink(dir: string): Writable {
     await exited;
   };
 
-  return new Writable({
+  const sink = new Writable({
     highWaterMark: 1024 * 1024,
     construct(callback) {
       start().then(() => callback(), callback);
@@ -148,6 +154,7 @@ export function createTarUnpackSink(dir: string): Writable {
       }, callback);
     },
     final(callback) {
+      finishing = true;
       const truncated = guard.truncation();
       if (truncated) return callback(new Error(`tar stream is truncated: ${truncated}`));
       exited.then((exit) => callback(failure(exit)), callback);
@@ -157,4 +164,5 @@ export function createTarUnpackSink(dir: string): Writable {
       stop().then(() => callback(error), () => callback(error));
     },
   });
+  return sink;
 }

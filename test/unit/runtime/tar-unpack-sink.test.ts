@@ -200,7 +200,7 @@ describe("createTarUnpackSink", () => {
   });
 
   /** Streams `head`, waits until tar runs, then `stop`s; returns tar's process id and the pipeline's outcome. */
-  async function interrupt(head: Buffer, stop: (source: Readable, abort: AbortController, pid: number) => void) {
+  async function interrupt(head: Buffer, stop: (source: Readable, abort: AbortController, pid: number) => void, settleMs = 50) {
     const out = fresh();
     const source = new Readable({ read() { /* pushed below */ } });
     const abort = new AbortController();
@@ -208,7 +208,7 @@ describe("createTarUnpackSink", () => {
     done.catch(() => { /* awaited below */ });
     source.push(head);
     const pid = await waitFor(() => tarPid(out));
-    await new Promise((resolve) => setTimeout(resolve, 50)); // let tar unpack some of it
+    await new Promise((resolve) => setTimeout(resolve, settleMs)); // let tar unpack some of it
     stop(source, abort, pid);
     const error = await done.then(() => undefined, (error: Error) => error);
     return { out, pid, error };
@@ -229,8 +229,10 @@ describe("createTarUnpackSink", () => {
     rmSync(out, { recursive: true });
   });
 
-  test("tar killed by SIGTERM (systemd stopping the unit) fails the sink with tar's status", async () => {
-    const { out, pid, error } = await interrupt(many.subarray(0, 1_000_000), (_, __, pid) => process.kill(pid, "SIGTERM"));
+  // tar has read all it was given and waits for more (so no write of ours is pending): its death must
+  // still end the sink at once. The timeout turns a hang into a failure.
+  test("tar killed by SIGTERM (systemd stopping the unit) fails the sink with tar's status", { timeout: 20_000 }, async () => {
+    const { out, pid, error } = await interrupt(many.subarray(0, 1_000_000), (_, __, pid) => process.kill(pid, "SIGTERM"), 1000);
     assert.ok(error);
     assert.match(error.message, /^tar failed \(SIGTERM\)/);
     assert.ok(!existsSync(`/proc/${pid}`));
