@@ -2,6 +2,7 @@
 import attachTemplate from "../units-templates/attach.service.in";
 import rootDeviceTemplate from "../units-templates/initrd-root-device.conf.in";
 import pullTemplate from "../units-templates/pull.service.in";
+import remountSysrootTemplate from "../units-templates/remount-sysroot.service.in";
 import sysrootTemplate from "../units-templates/sysroot.mount.in";
 import { isNewerThanSystemd252 } from "./emergency-action.ts";
 import { localPath, type Actions, type DownloadSettings, type ImportRequest } from "./import-request.ts";
@@ -65,6 +66,9 @@ function secretsNote(secretFiles: readonly string[]): string {
 }
 
 const EMERGENCY = ["OnFailure=emergency.target", "OnFailureJobMode=replace-irreversibly"];
+
+/** Clears nosuid/nodev/noexec on a bind-mounted (tar) root. */
+const REMOUNT_SYSROOT_UNIT = "netimport-remount-sysroot.service";
 
 function common(request: ImportRequest) {
   return {
@@ -141,6 +145,8 @@ function renderRequest(request: ImportRequest, options: RenderOptions, files: Un
   if (request.root) {
     const sourceUnit = attachUnit ?? pullUnit;
     const bind = request.root.kind === "bind";
+    // A tar root is a folder on /run (nosuid,nodev): as a root it must allow what a disk allows.
+    const rootFlags = `${request.readOnly ? "ro" : "rw"}${bind ? ",dev,suid,exec" : ""}`;
     files.push({
       dir: "early",
       name: "sysroot.mount",
@@ -148,9 +154,17 @@ function renderRequest(request: ImportRequest, options: RenderOptions, files: Un
         ...common(request),
         SOURCE_UNIT: sourceUnit,
         WHAT: bind ? escapeSpecifiers(localPath(request)) : ROOT_LINK,
-        OPTIONS: `${bind ? "bind," : ""}${request.readOnly ? "ro" : "rw"}`,
+        OPTIONS: `${bind ? "bind," : ""}${rootFlags}`,
       }),
     });
+    if (bind) {
+      files.push({
+        dir: "early",
+        name: REMOUNT_SYSROOT_UNIT,
+        text: fillTemplate(remountSysrootTemplate, { ...common(request), OPTIONS: rootFlags }),
+      });
+      links.push({ dir: "early", target: "initrd-root-fs.target", kind: "requires", unit: REMOUNT_SYSROOT_UNIT });
+    }
     files.push({
       dir: "early",
       name: "initrd-root-device.target.d/50-root-device.conf",

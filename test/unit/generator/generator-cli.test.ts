@@ -36,7 +36,11 @@ test("invoked as netimport-generator through a link, with one or three folders",
   try {
     const three = runGenerator({ SYSTEMD_IN_INITRD: "1", SYSTEMD_PROC_CMDLINE: "rd.systemd.import=tar,root::http://h/r.tar" }, undefined, link);
     assert.equal(three.status, 0, three.stderr);
-    assert.deepEqual(listTree(three.dirs[1]!), ["initrd-root-device.target.d", "initrd-root-device.target.d/50-root-device.conf", "initrd-root-fs.target.requires", "initrd-root-fs.target.requires/sysroot.mount", "sysroot.mount"]);
+    assert.deepEqual(listTree(three.dirs[1]!), [
+      "initrd-root-device.target.d", "initrd-root-device.target.d/50-root-device.conf", "initrd-root-fs.target.requires",
+      "initrd-root-fs.target.requires/netimport-remount-sysroot.service", "initrd-root-fs.target.requires/sysroot.mount",
+      "netimport-remount-sysroot.service", "sysroot.mount",
+    ]);
     assert.equal(readlinkSync(join(three.dirs[1]!, "initrd-root-fs.target.requires/sysroot.mount")), "../sysroot.mount");
     assert.match(readFileSync(join(three.dirs[0]!, "netimport-pull-run-machines-r.service"), "utf8"), new RegExp(`ExecStart=${exe} pull --type=tar`));
 
