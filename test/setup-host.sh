@@ -9,8 +9,8 @@ packages=(
   binutils
   # runtime tests: native tools to compare with, loop devices, HTTP server, signatures
   curl gzip zstd xz-utils bzip2 lbzip2 tar util-linux fdisk e2fsprogs gpg gpg-agent nginx-light systemd-container
-  # tar sink tests: set and read extended attributes
-  attr
+  # tar sink tests and the real root of the boot tests: extended attributes, ACLs, file capabilities
+  attr acl libcap2-bin
   # boot tests: chroots, kernels, initrds, UEFI
   qemu-system-x86 qemu-utils ovmf mmdebstrap busybox-static cpio dosfstools mtools erofs-utils squashfs-tools
 )
