@@ -6,7 +6,7 @@
 // must be stripped before injection: stripping afterwards yields a binary that segfaults.
 import { build } from "esbuild";
 import { execFileSync } from "node:child_process";
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, readdirSync } from "node:fs";
+import { chmodSync, copyFileSync, cpSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -87,12 +87,7 @@ mkdirSync(generatorDir, { recursive: true });
 copyFileSync(exe, join(libDir, "netimport"));
 chmodSync(join(libDir, "netimport"), 0o755);
 symlinkSync("../../netimport/netimport", join(generatorDir, "netimport-generator"));
-const staticUnits = join(root, "units-templates", "static");
-let units = [];
-try { units = readdirSync(staticUnits); } catch { /* no static units */ }
-if (units.length) {
-  const unitDir = join(tree, "usr/lib/systemd/system");
-  mkdirSync(unitDir, { recursive: true });
-  for (const unit of units) copyFileSync(join(staticUnits, unit), join(unitDir, unit));
-}
+// The dracut module ships with the product: an initrd built on a system with dist/tree installed
+// (ExtraTrees=, a package) finds it where dracut looks for modules.
+cpSync(join(root, "integrations", "dracut", "95netimport"), join(tree, "usr/lib/dracut/modules.d/95netimport"), { recursive: true });
 step(`done: ${exe}`);

@@ -1,10 +1,10 @@
-// The mkosi example (test/e2e/mkosi-example/) must be accepted by trixie's mkosi 25.3.
+// The mkosi example (integrations/mkosi/) must be accepted by trixie's mkosi 25.3.
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { ensureChroot, inChroot } from "./lib/chroot.ts";
-import { distTree, e2eDir, repoRoot } from "./lib/paths.ts";
+import { distTree, integrationsDir, repoRoot } from "./lib/paths.ts";
 import { say } from "./lib/exec.ts";
 import { ensureMkosiBuild } from "./lib/mkosi.ts";
 import { ensureImages, served } from "./lib/images.ts";
@@ -18,7 +18,7 @@ import { statSync } from "node:fs";
 test("mkosi 25.3 (trixie) accepts the example configuration: mkosi summary", async () => {
   assert.ok(existsSync(join(distTree, "usr/lib/netimport/netimport")), "dist/tree is missing: run `npm run build` first");
   const chroot = await ensureChroot("trixie");
-  const example = join(e2eDir, "mkosi-example");
+  const example = join(integrationsDir, "mkosi");
   const summary = inChroot(chroot, `cd ${example} && mkosi --version && mkosi summary`, {}, [repoRoot]);
   say(`mkosi summary: ${summary.split("\n").filter((line) => /^mkosi |Output Format|Release:|Make Initrd/.test(line)).map((l) => l.trim()).join("; ")}`);
   assert.match(summary, /^mkosi 25\.3/);

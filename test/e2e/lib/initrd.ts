@@ -1,6 +1,7 @@
 // Test initrds in layers, concatenated (the kernel unpacks concatenated cpio archives in order):
-//   base      dracut inside the chroot: systemd, networkd, udev, the netimport dracut module's
-//             dependencies (losetup, mount, tar, libstdc++), curl for the reference measurement;
+//   base      dracut inside the chroot: systemd, networkd, udev, the netimport dracut module (the one
+//             dist/tree ships) and its dependencies (losetup, mount, tar, dmsetup, libstdc++, dm-verity),
+//             curl for the reference measurement;
 //             rebuilt only when the chroot, kernel or dracut module change.
 //   netimport dist/tree as its own zstd cpio; rebuilt when the product changes.
 //   e2e       the test overlay (markers, emergency drop-in, keyring), small and uncompressed.
@@ -11,7 +12,8 @@ import { cacheKey, fileSha256, folderFingerprint, run, say, timed } from "./exec
 import { ensureChroot, inChroot, type Suite } from "./chroot.ts";
 import { ensureKernel, installKernelModules, type Kernel } from "./kernel.ts";
 
-const moduleDir = join(e2eDir, "dracut", "95netimport");
+/** The dracut module as the product ships it (npm run build copies integrations/dracut/ into dist/tree). */
+const moduleDir = join(distTree, "usr/lib/dracut/modules.d/95netimport");
 const drivers = "virtio_pci virtio_net virtio_blk loop ext4 erofs squashfs efivarfs";
 const extraTools = "curl sed cat sha256sum";
 
@@ -30,6 +32,7 @@ function dracutModules(chroot: string): string {
 export async function ensureBaseInitrd(suite: Suite): Promise<{ path: string; kernel: Kernel; chroot: string }> {
   const chroot = await ensureChroot(suite);
   const kernel = await ensureKernel();
+  await waitForBuild(join(moduleDir, "module-setup.sh"));
   const key = cacheKey(chroot, kernel.version, folderFingerprint(moduleDir), drivers, extraTools, dracutModules(chroot));
   const path = join(cacheDir, "initrd", `base-${suite}-${key}.img`);
   if (existsSync(path)) return { path, kernel, chroot };

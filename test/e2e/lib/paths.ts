@@ -4,8 +4,10 @@ import { fileURLToPath } from "node:url";
 
 /** The repository root (…/work/main). */
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-/** test/e2e itself: dracut module, overlay files, mkosi example. */
+/** test/e2e itself: the test overlay of the initrds. */
 export const e2eDir = join(repoRoot, "test", "e2e");
+/** The initrd integrations netimport ships: the dracut module and the mkosi example. */
+export const integrationsDir = join(repoRoot, "integrations");
 /** Cached assets, keyed by versions; everything here can be deleted and is rebuilt when missing. */
 export const cacheDir = join(repoRoot, ".cache", "e2e");
 /** The product's install tree, made by `npm run build` (NETIMPORT_E2E_TREE=DIR boots another build). */

@@ -3,10 +3,13 @@
 #
 # Installs netimport's tree (the executable and its generator link) when it is installed on the system
 # building the initrd (NETIMPORT_TREE=/path/to/dist/tree overrides where to take it from), the tools its
-# units run (losetup, mount, GNU tar), the C++ runtime the executable links against, and a DHCP network
-# for systemd-networkd with a wait-online that runs even without rd.neednet.
-# Use: copy this folder to /usr/lib/dracut/modules.d/95netimport and run `dracut --add netimport --nostrip …`
-# (--nostrip: stripping would cut the application out of the single executable).
+# units run (losetup, mount, GNU tar; dmsetup and the dm-verity modules for disk images with verity
+# partitions), the C++ runtime the executable links against, the keyrings and verity certificates of the
+# system building the initrd, and a DHCP network for systemd-networkd with a wait-online that runs even
+# without rd.neednet.
+# Use: netimport's install tree puts this folder at /usr/lib/dracut/modules.d/95netimport; run
+# `dracut --add netimport --nostrip …` (--nostrip: stripping would cut the application out of the single
+# executable).
 
 # Only when asked for by name (--add netimport / --modules …).
 check() {
@@ -21,17 +24,18 @@ depends() {
 install() {
     local tree="${NETIMPORT_TREE:-/}"
     inst_multiple losetup mount umount tar
+    # Disk images with verity partitions: netimport sets up dm-verity with dmsetup (no veritysetup).
+    inst_multiple -o dmsetup blkid
+    instmods dm_mod dm_verity
+    # What verifies downloads (systemd's import keyrings) and verity signatures (systemd's verity.d).
+    inst_multiple -o /etc/systemd/import-pubring.pgp /etc/systemd/import-pubring.gpg \
+        /usr/lib/systemd/import-pubring.pgp /usr/lib/systemd/import-pubring.gpg \
+        /etc/verity.d/*.crt /usr/lib/verity.d/*.crt
     # The executable is Node: it links libstdc++, libgcc_s, libm, and the libdl/libpthread stubs.
     inst_libdir_file "libstdc++.so.6*" "libgcc_s.so.1*" "libm.so.6*" "libdl.so.2*" "libpthread.so.0*"
     if [[ -x "$tree/usr/lib/netimport/netimport" ]]; then
         inst_simple "$tree/usr/lib/netimport/netimport" /usr/lib/netimport/netimport
         ln_r /usr/lib/netimport/netimport /usr/lib/systemd/system-generators/netimport-generator
-        if [[ -d "$tree/usr/lib/systemd/system" ]]; then
-            local unit
-            for unit in "$tree"/usr/lib/systemd/system/*; do
-                inst_simple "$unit" "$systemdsystemunitdir/${unit##*/}"
-            done
-        fi
     fi
     inst_simple "$moddir/netimport.network" /usr/lib/systemd/network/90-netimport.network
     inst_simple "$moddir/wait-online.conf" \
