@@ -8,7 +8,7 @@ import type { Stats } from "node:fs";
 import { constants } from "node:fs";
 import { chmod, lstat, open, readdir, rename, rm, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { isUnchanged, readRecords, recordOf, recordPath, type ImageRecord } from "./image-record.ts";
+import { findRecord, isUnchanged, recordPath, type ImageRecord } from "./image-record.ts";
 
 const NAME_MAX = 255;
 /** `.#` + name + `.` + 8 hex digits + `.old`: the longest temporary name, which must fit in NAME_MAX. */
@@ -92,8 +92,8 @@ export async function inspectDestination(dest: string, kind: "file" | "directory
   if (stat.isSymbolicLink()) throw refuse("is a symbolic link");
   const isKind = kind === "file" ? stat.isFile() : stat.isDirectory();
   if (!isKind) throw refuse(`exists and is not a ${kind === "file" ? "regular file" : "folder"}`);
-  const record = recordOf(await readRecords(dest), stat);
-  if (!record) throw refuse(`exists and was not made by netimport (no record of it in ${recordPath(dest)})`);
+  const record = await findRecord(dest, stat);
+  if (!record) throw refuse(`exists and was not made by netimport (no record of it in its xattrs or in ${recordPath(dest)})`);
   return { state: "ours", record, stat, unchanged: isUnchanged(record, stat) };
 }
 

@@ -1,7 +1,9 @@
 // What netimport knows about an image it pulled: the URL it was asked for, where it was served from,
 // the SHA-256 of the bytes as served, the validators, and the identity of the file or folder it wrote
-// (inode, size, mtime). Kept in a hidden sidecar `.NAME.netimport` next to DEST, because Node cannot set
-// extended attributes. The record is what lets a later pull
+// (inode, size, mtime). Kept, as systemd-pull keeps what it knows, in user xattrs on the image itself
+// (`user.netimport`, and systemd-pull's `user.source_url` and `user.source_etag`); only where the file
+// system refuses user xattrs (tmpfs before Linux 6.6, ramfs) or setfattr is missing, in a hidden sidecar
+// `.NAME.netimport` next to DEST. The record is what lets a later pull
 //   - tell an image it made from anything else at DEST (which it never replaces or deletes),
 //   - notice that the image was changed since (size or mtime differ),
 //   - reuse the image on `304 Not Modified` only when URL and hash still match what verification expects.
@@ -9,6 +11,7 @@ import { createHash } from "node:crypto";
 import type { Stats } from "node:fs";
 import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { getXattr, setXattrs, XattrsUnsupported } from "./xattrs.ts";
 
 export interface ImageRecord {
   /** The URL the pull was asked for, userinfo redacted. */
@@ -92,4 +95,56 @@ export function recordOf(records: ImageRecord[], stat: Stats): ImageRecord | und
 /** Whether the image at DEST is still as netimport left it (size and modification time). */
 export function isUnchanged(record: ImageRecord, stat: Stats): boolean {
   return record.size === stat.size && record.mtimeMs === stat.mtimeMs;
+}
+
+/** The xattr holding netimport's record (JSON). */
+const RECORD_XATTR = "user.netimport";
+
+/**
+ * The record of the image now at DEST, if netimport made it: from the image's own xattrs, else from the
+ * sidecar (matched by kind and inode).
+ */
+export async function findRecord(dest: string, stat: Stats): Promise<ImageRecord | undefined> {
+  const text = await getXattr(dest, RECORD_XATTR);
+  if (text !== undefined) {
+    try {
+      const record: unknown = JSON.parse(text);
+      if (isRecord(record) && recordOf([record], stat)) return record;
+    } catch {
+      // not ours after all: fall back to the sidecar
+    }
+  }
+  return recordOf(await readRecords(dest), stat);
+}
+
+/** Where a record went: onto the image, or into the sidecar. */
+export type RecordPlace = "xattrs" | "sidecar";
+
+/**
+ * Records the finished image at `temp` before it becomes DEST: as xattrs on it, which move with it, or,
+ * where the file system refuses them, in the sidecar, which then also lists `previous` (the image
+ * still at DEST) so that whatever DEST holds at any moment of the rename stays recognised.
+ */
+export async function recordImage(temp: string, dest: string, record: ImageRecord, previous: ImageRecord | undefined, sidecarTemporary: string): Promise<RecordPlace> {
+  try {
+    await setXattrs(temp, {
+      "user.source_url": record.sourceUrl,
+      ...(record.etag === undefined ? {} : { "user.source_etag": record.etag }),
+      [RECORD_XATTR]: JSON.stringify(record),
+    });
+    return "xattrs";
+  } catch (error) {
+    if (!(error instanceof XattrsUnsupported)) throw error;
+  }
+  await writeRecords(dest, previous ? [record, previous] : [record], sidecarTemporary);
+  return "sidecar";
+}
+
+/**
+ * Once the image is DEST: a sidecar record is rewritten with the identity the image has now (a folder's
+ * mtime may move when it is renamed); with xattrs, a sidecar left from an earlier pull goes away.
+ */
+export async function settleRecord(dest: string, place: RecordPlace, record: ImageRecord, placed: Stats, sidecarTemporary: string): Promise<void> {
+  if (place === "xattrs") await rm(recordPath(dest), { force: true });
+  else await writeRecords(dest, [{ ...record, ...identityOf(placed) }], sidecarTemporary);
 }

@@ -26,7 +26,7 @@ import { openFileSource, readSmallFile } from "./file-source.ts";
 import { createHashTee, type DigestCheck } from "./hash-tee.ts";
 import { createDispatcher } from "./http-dispatcher.ts";
 import { fetchSmallFile, openHttpSource, RestartFromZero, type ConditionalRequest, type OpenedSource, type TransferOptions } from "./http-source.ts";
-import { identityOf, writeRecords, type ImageRecord } from "./image-record.ts";
+import { identityOf, recordImage, settleRecord, type ImageRecord } from "./image-record.ts";
 import { createNativeFileDecoder } from "./native-file-decoder.ts";
 import { peekHead } from "./peek-head.ts";
 import { createProgressMeter } from "./progress.ts";
@@ -243,8 +243,7 @@ async function discardTemporary(dir: string, temp: string, info: (line: string) 
 
 /**
  * The verified image becomes DEST: read-only if asked, its mtime the server's Last-Modified (as
- * systemd-pull sets it), its record written (listing the old image too while the rename is under way),
- * then renamed into place.
+ * systemd-pull sets it), its record written (image-record.ts), then renamed into place.
  */
 async function finishImage(options: PullOptions, temp: string, existing: ExistingImage, what: { sha256: string; source: Extract<OpenedSource, { notModified: false }> }): Promise<void> {
   const { source } = what;
@@ -259,12 +258,9 @@ async function finishImage(options: PullOptions, temp: string, existing: Existin
     ...(source.lastModified === undefined ? {} : { lastModified: source.lastModified }),
     ...identityOf(await lstat(temp)),
   };
-  const previous = existing.state === "ours" ? [existing.record] : [];
-  await writeRecords(options.dest, [record, ...previous], temporaryPath(options.dest));
+  const place = await recordImage(temp, options.dest, record, existing.state === "ours" ? existing.record : undefined, temporaryPath(options.dest));
   await moveIntoPlace(temp, options.dest);
-  // A folder's mtime may move when it is renamed into place: record what is there now.
-  const placed: Stats = await stat(options.dest);
-  await writeRecords(options.dest, [{ ...record, ...identityOf(placed) }], temporaryPath(options.dest));
+  await settleRecord(options.dest, place, record, await stat(options.dest), temporaryPath(options.dest));
 }
 
 /** The stages after the source, and where the SHA-256 of the bytes as served comes from. */

@@ -187,6 +187,8 @@ export async function ensureSpace(destDir: string, size: ImageSize | undefined, 
     return growOwnTmpfs(dir, fs, size, cap, usable);
   }
   const ramfs = fs.type === RAMFS_MAGIC;
+  // A ramfs reports nothing free: what it can take is the memory the limit leaves.
+  const fitsHere = ramfs ? bytes !== undefined && bytes <= usable : fits;
   // Unknown size: a dedicated tmpfs is worth it when it could hold more than what is free here.
   const needDedicated = ramfs || (bytes === undefined ? fs.available < usable : !fits);
   if (!needDedicated) return { mountedTmpfs: false, available: fs.available };
@@ -194,7 +196,7 @@ export async function ensureSpace(destDir: string, size: ImageSize | undefined, 
     if (ramfs && bytes === undefined) {
       throw new Error(`${fs.path} is a ramfs, which no size bounds, and ${dir} ${why}, so no tmpfs limits the image of unknown size: refusing to fill RAM`);
     }
-    if (fits) return { mountedTmpfs: false, available: ramfs ? usable : fs.available };
+    if (fitsHere) return { mountedTmpfs: false, available: ramfs ? usable : fs.available };
     throw new Error(`image needs ${formatBytes(bytes!)}, only ${formatBytes(fs.available)} is free on ${fs.path}, and ${dir} ${why}, so no tmpfs is mounted on it`);
   };
   if (existing) return refuse(`is a ${existing.fsType} mount not made by netimport`);

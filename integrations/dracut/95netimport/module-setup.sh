@@ -26,6 +26,8 @@ install() {
     inst_multiple losetup mount umount tar
     # Disk images with verity partitions: netimport sets up dm-verity with dmsetup (no veritysetup).
     inst_multiple -o dmsetup blkid
+    # What a pull leaves on the image, as systemd-pull does: user.source_url/user.source_etag xattrs.
+    inst_multiple -o setfattr getfattr
     instmods dm_mod dm_verity
     # What verifies downloads (systemd's import keyrings) and verity signatures (systemd's verity.d).
     inst_multiple -o /etc/systemd/import-pubring.pgp /etc/systemd/import-pubring.gpg \

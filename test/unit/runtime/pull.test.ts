@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { after, before, beforeEach, describe, it } from "node:test";
 import { recordPath } from "../../../runtime/image-record.ts";
+import { getXattr } from "../../../runtime/xattrs.ts";
 import { pull, type PullOptions } from "../../../runtime/pull.ts";
 import { startFixtureServer, type FixtureServer } from "../../support/http-fixture-server.ts";
 import { createGpgFixture, type GpgFixture } from "./gpg-fixture.ts";
@@ -235,19 +236,22 @@ describe("pull: verification", () => {
   }));
 });
 
-/** The record netimport keeps of the image at DEST. */
-const recordOfDest = (dest: string) => JSON.parse(readFileSync(recordPath(dest), "utf8")).images[0];
+/** The record netimport keeps on the image at DEST (its user.netimport xattr). */
+const recordOfDest = async (dest: string) => JSON.parse((await getXattr(dest, "user.netimport")) ?? "null");
 
 describe("pull: an existing destination", () => {
   it("is kept on 304 (ETag), and replaced atomically when the image changed", () => withServer(async () => {
     const dest = join(out, "os.raw");
     await pull(options(`${server.url}/os.raw.zst`, dest));
-    const record = recordOfDest(dest);
+    const record = await recordOfDest(dest);
     assert.match(record.etag, /^".+"$/);
     assert.equal(record.url, `${server.url}/os.raw.zst`);
     assert.equal(record.sha256, sha256(readFileSync(join(served, "os.raw.zst"))));
+    // As systemd-pull leaves it: the source's URL and ETag as xattrs, the mtime from Last-Modified.
+    assert.equal(await getXattr(dest, "user.source_url"), `${server.url}/os.raw.zst`);
+    assert.equal(await getXattr(dest, "user.source_etag"), record.etag);
     assert.equal(statSync(dest).mtime.toUTCString(), statSync(join(served, "os.raw.zst")).mtime.toUTCString(), "mtime from Last-Modified");
-    assert.deepEqual(readdirSync(out).sort(), [".os.raw.netimport", "os.raw"], "nothing else beside the image");
+    assert.deepEqual(readdirSync(out), ["os.raw"], "nothing else beside the image");
     server.log.length = 0;
     const again = await pull(options(`${server.url}/os.raw.zst`, dest));
     assert.equal(again.status, "up-to-date");
@@ -259,9 +263,28 @@ describe("pull: an existing destination", () => {
     const third = await pull(options(`${server.url}/os.raw.zst`, dest));
     assert.equal(third.status, "pulled");
     assert.notEqual(statSync(dest).ino, inode);
-    assert.notEqual(recordOfDest(dest).etag, record.etag);
-    assert.equal(JSON.parse(readFileSync(recordPath(dest), "utf8")).images.length, 1);
+    assert.notEqual((await recordOfDest(dest)).etag, record.etag);
     assert.ok(readFileSync(dest).equals(IMAGE));
+  }));
+
+  it("keeps its record in a hidden sidecar where the file system refuses user xattrs (ramfs)", (t) => withServer(async () => {
+    const ramfs = join(out, "ramfs");
+    mkdirSync(ramfs);
+    if (spawnSync("mount", ["-t", "ramfs", "test-ramfs", ramfs]).status !== 0) return t.skip("cannot mount a ramfs here");
+    try {
+      // Not empty, and a mount point of its own: no tmpfs goes over it, the image lands on the ramfs.
+      writeFileSync(join(ramfs, ".keep"), "");
+      const innerDest = join(ramfs, "os.raw");
+      await pull(options(`${server.url}/os.raw`, innerDest, { verify: { kind: "no" } }));
+      assert.deepEqual(readdirSync(ramfs).sort(), [".keep", ".os.raw.netimport", "os.raw"]);
+      const sidecar = JSON.parse(readFileSync(recordPath(innerDest), "utf8"));
+      assert.equal(sidecar.images.length, 1);
+      assert.equal(sidecar.images[0].url, `${server.url}/os.raw`);
+      server.log.length = 0;
+      assert.equal((await pull(options(`${server.url}/os.raw`, innerDest, { verify: { kind: "no" } }))).status, "up-to-date");
+    } finally {
+      spawnSync("umount", ["-R", ramfs]);
+    }
   }));
 
   it("is left untouched when a new pull fails", () => withServer(async () => {
@@ -313,7 +336,7 @@ describe("pull: a 304 never skips verification", () => {
     const other = await pull(options(`${server.url}/os.raw.gz`, dest, { verify: { kind: "no" } }));
     assert.equal(other.status, "pulled");
     assert.equal(server.log.find((e) => e.path === "/os.raw.gz")?.ifNoneMatch, undefined);
-    assert.equal(recordOfDest(dest).url, `${server.url}/os.raw.gz`);
+    assert.equal((await recordOfDest(dest)).url, `${server.url}/os.raw.gz`);
   }));
 });
 
@@ -355,7 +378,7 @@ describe("pull: interrupted and concurrent runs", () => {
     mkdirSync(join(out, ".#os.raw.cafe0123.old"));
     writeFileSync(join(out, ".#os.raw.unrelated"), "not ours");
     await pull(options(`${server.url}/os.raw`, dest, { verify: { kind: "no" } }));
-    assert.deepEqual(readdirSync(out).sort(), [".#os.raw.unrelated", ".os.raw.netimport", "os.raw"]);
+    assert.deepEqual(readdirSync(out).sort(), [".#os.raw.unrelated", "os.raw"]);
     assert.ok(lines.some((l) => l === `removing ${out}/.#os.raw.deadbeef, left behind by an interrupted pull`));
   }));
 
