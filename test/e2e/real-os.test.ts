@@ -39,7 +39,7 @@ function kernelTime(result: BootResult, text: string): number | undefined {
   return value === undefined ? undefined : Number(value);
 }
 
-function assertRealSystem(result: BootResult, tar: boolean): void {
+function assertRealSystem(result: BootResult, tar: boolean, url: string): void {
   const state = probe(result, "SYSTEM");
   assert.match(state, /^state=running /, `is-system-running: '${state}'; failed units: ${result.lines("NETIMPORT-E2E-FAILED-UNIT").join(", ")}\n${diagnosis(result)}`);
   const options = probe(result, "ROOT-OPTIONS");
@@ -48,6 +48,7 @@ function assertRealSystem(result: BootResult, tar: boolean): void {
   assert.match(probe(result, "CAPS"), /cap_net_raw=ep/, "the file capability was lost");
   assert.match(probe(result, "ACL"), /^user:nobody:r--/, "the ACL was lost");
   assert.equal(probe(result, "XATTR"), "kept", "the user xattr was lost");
+  assert.equal(probe(result, "SOURCE-URL"), url, "the pull did not leave user.source_url on the image");
   const poweroff = result.uptimeAt("NETIMPORT-E2E-POWEROFF");
   const down = kernelTime(result, "reboot: Power down");
   assert.ok(!result.timedOut && down !== undefined, `no power-down after systemctl poweroff\n${result.tail(30)}`);
@@ -65,6 +66,6 @@ for (const [suite, type] of [["trixie", "raw"], ["trixie", "tar"], ["bookworm", 
       name: `real-${type}-${suite}`, suite, memoryMiB: 3072, timeoutSeconds: 600,
       cmdline: `rd.systemd.import=${type},root,rw,verify=sha256:${hash}::${lab.server.url(file)}`,
     });
-    assertRealSystem(result, type === "tar");
+    assertRealSystem(result, type === "tar", lab.server.url(file));
   });
 }

@@ -9,7 +9,7 @@ export type Suite = "trixie" | "bookworm";
 
 const common = [
   "systemd", "udev", "systemd-container", "util-linux", "kmod", "iproute2", "dracut-core", "dracut-network",
-  "zstd", "xz-utils", "e2fsprogs", "dbus", "curl", "ca-certificates", "tar", "libstdc++6", "dmsetup",
+  "zstd", "xz-utils", "e2fsprogs", "dbus", "curl", "ca-certificates", "tar", "libstdc++6", "dmsetup", "attr",
 ];
 /** Packages per suite; trixie also builds the GPT image (repart), the UKIs (ukify) and runs mkosi. */
 export const chrootPackages: Record<Suite, readonly string[]> = {

@@ -31,6 +31,9 @@ say "SUID $(setpriv --reuid=65534 --regid=65534 --clear-groups /usr/local/bin/e2
 say "CAPS $(getcap /usr/local/bin/e2e-cap-ping)"
 say "ACL $(getfacl --omit-header --absolute-names /etc/e2e-acl | grep '^user:nobody')"
 say "XATTR $(getfattr --only-values -n user.e2e /etc/e2e-xattr)"
+# What the pull left on the image in the initrd's /run (moved into this system's /run at switch-root).
+image=$(ls -d /run/machines/* | head -n 1)
+say "SOURCE-URL $(getfattr --only-values -n user.source_url "$image" 2>&1)"
 say "POWEROFF uptime=$(up)"
 systemctl poweroff
 `;
