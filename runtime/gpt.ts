@@ -31,33 +31,87 @@ export interface PartitionTable {
 const SIGNATURE = "EFI PART";
 const UNUSED = "00000000-0000-0000-0000-000000000000";
 
-/** Discoverable Partitions Specification root and /usr partition types, by Node's process.arch. */
-const DPS: Record<string, { root: string; usr?: string }> = {
-  x64: { root: "4f68bce3-e8cd-4db1-96e7-fbcaf984b709", usr: "8484680c-9521-48c6-9c11-b0720656f69e" },
-  ia32: { root: "44479540-f297-41b2-9af7-d131d5f0458a", usr: "75250d76-8cc6-458e-bd66-bd47cc81a812" },
-  arm64: { root: "b921b045-1df0-41c3-af44-4c6f280d3fae", usr: "b0e01050-ee5f-4390-949a-9101b17104e9" },
-  arm: { root: "69dad710-2ce4-4e3c-b16c-21a1d49abed3", usr: "7d0359a3-02b3-4f0a-865c-654403e70625" },
-  riscv64: { root: "72ec70a6-cf74-40e6-bd49-4bda08e8f224", usr: "beaec34b-8442-439b-a40b-984381ed097d" },
-  loong64: { root: "77055800-792c-4f94-b39a-98c91b762bb6" },
-  s390x: { root: "5eead9a9-fe09-4a1e-a1d7-520d00531306" },
-  ppc64: { root: "c31c45e6-3f39-412e-80fb-4809c4980599" }, // little endian, as Linux on ppc64 runs today
+/**
+ * What a partition is for, by the Discoverable Partitions Specification's names (systemd's designators):
+ * the root and /usr file systems, their dm-verity hash trees, and the signatures of those trees' root hashes.
+ */
+export type Designator = "root" | "root-verity" | "root-verity-sig" | "usr" | "usr-verity" | "usr-verity-sig";
+
+/**
+ * DPS partition type GUIDs by Node's process.arch names, copied from systemd's src/systemd/sd-gpt.h (v257)
+ * and the UAPI group's Discoverable Partitions Specification.
+ */
+const DPS: Record<string, Record<Designator, string>> = {
+  x64: {
+    root: "4f68bce3-e8cd-4db1-96e7-fbcaf984b709", "root-verity": "2c7357ed-ebd2-46d9-aec1-23d437ec2bf5", "root-verity-sig": "41092b05-9fc8-4523-994f-2def0408b176",
+    usr: "8484680c-9521-48c6-9c11-b0720656f69e", "usr-verity": "77ff5f63-e7b6-4633-acf4-1565b864c0e6", "usr-verity-sig": "e7bb33fb-06cf-4e81-8273-e543b413e2e2",
+  },
+  ia32: {
+    root: "44479540-f297-41b2-9af7-d131d5f0458a", "root-verity": "d13c5d3b-b5d1-422a-b29f-9454fdc89d76", "root-verity-sig": "5996fc05-109c-48de-808b-23fa0830b676",
+    usr: "75250d76-8cc6-458e-bd66-bd47cc81a812", "usr-verity": "8f461b0d-14ee-4e81-9aa9-049b6fb97abd", "usr-verity-sig": "974a71c0-de41-43c3-be5d-5c5ccd1ad2c0",
+  },
+  arm64: {
+    root: "b921b045-1df0-41c3-af44-4c6f280d3fae", "root-verity": "df3300ce-d69f-4c92-978c-9bfb0f38d820", "root-verity-sig": "6db69de6-29f4-4758-a7a5-962190f00ce3",
+    usr: "b0e01050-ee5f-4390-949a-9101b17104e9", "usr-verity": "6e11a4e7-fbca-4ded-b9e9-e1a512bb664e", "usr-verity-sig": "c23ce4ff-44bd-4b00-b2d4-b41b3419e02a",
+  },
+  arm: {
+    root: "69dad710-2ce4-4e3c-b16c-21a1d49abed3", "root-verity": "7386cdf2-203c-47a9-a498-f2ecce45a2d6", "root-verity-sig": "42b0455f-eb11-491d-98d3-56145ba9d037",
+    usr: "7d0359a3-02b3-4f0a-865c-654403e70625", "usr-verity": "c215d751-7bcd-4649-be90-6627490a4c05", "usr-verity-sig": "d7ff812f-37d1-4902-a810-d76ba57b975a",
+  },
+  riscv64: {
+    root: "72ec70a6-cf74-40e6-bd49-4bda08e8f224", "root-verity": "b6ed5582-440b-4209-b8da-5ff7c419ea3d", "root-verity-sig": "efe0f087-ea8d-4469-821a-4c2a96a8386a",
+    usr: "beaec34b-8442-439b-a40b-984381ed097d", "usr-verity": "8f1056be-9b05-47c4-81d6-be53128e5b54", "usr-verity-sig": "d2f9000a-7a18-453f-b5cd-4d32f77a7b32",
+  },
+  loong64: {
+    root: "77055800-792c-4f94-b39a-98c91b762bb6", "root-verity": "f3393b22-e9af-4613-a948-9d3bfbd0c535", "root-verity-sig": "5afb67eb-ecc8-4f85-ae8e-ac1e7c50e7d0",
+    usr: "e611c702-575c-4cbe-9a46-434fa0bf7e3f", "usr-verity": "f46b2c26-59ae-48f0-9106-c50ed47f673d", "usr-verity-sig": "b024f315-d330-444c-8461-44bbde524e99",
+  },
+  s390x: {
+    root: "5eead9a9-fe09-4a1e-a1d7-520d00531306", "root-verity": "b325bfbe-c7be-4ab8-8357-139e652d2f6b", "root-verity-sig": "c80187a5-73a3-491a-901a-017c3fa953e9",
+    usr: "8a4f5770-50aa-4ed3-874a-99b710db6fea", "usr-verity": "31741cc4-1a2a-4111-a581-e00b447d2d06", "usr-verity-sig": "3f324816-667b-46ae-86ee-9b0c0c6c11b4",
+  },
+  // Little endian, as Linux on ppc64 runs today (Node names both byte orders "ppc64").
+  ppc64: {
+    root: "c31c45e6-3f39-412e-80fb-4809c4980599", "root-verity": "906bd944-4589-4aae-a4e4-dd983917446a", "root-verity-sig": "d4a236e7-e873-4c07-bf1d-bf6cf7f1c3c6",
+    usr: "15bb03af-77e7-4d4a-b12b-c0d084f7491c", "usr-verity": "ee2b9983-21e8-4153-86d9-b6901a54d1ce", "usr-verity-sig": "c8bfbd1e-268e-4521-8bba-bf314c399557",
+  },
 };
 
 /**
- * The DPS root partition type for an architecture (Node's names), or undefined for one it lacks.
+ * The DPS partition type of `designator` for an architecture (Node's names), or undefined for an
+ * architecture the specification does not cover.
  *
  * ```ts
- * rootPartitionTypeFor("x64");   // "4f68bce3-e8cd-4db1-96e7-fbcaf984b709"
+ * partitionTypeFor("root-verity", "x64");   // "2c7357ed-ebd2-46d9-aec1-23d437ec2bf5"
  * ```
  */
+export function partitionTypeFor(designator: Designator, arch: string = process.arch): string | undefined {
+  return DPS[arch]?.[designator];
+}
+
+/** The DPS root partition type for an architecture (Node's names), or undefined for one it lacks. */
 export function rootPartitionTypeFor(arch: string = process.arch): string | undefined {
-  return DPS[arch]?.root;
+  return partitionTypeFor("root", arch);
 }
 
 /** The DPS /usr partition type for an architecture, if known. */
 export function usrPartitionTypeFor(arch: string = process.arch): string | undefined {
-  return DPS[arch]?.usr;
+  return partitionTypeFor("usr", arch);
 }
+
+/** The designator a partition type stands for on this architecture, if any. */
+export function designatorOf(type: string, arch: string = process.arch): Designator | undefined {
+  const types = DPS[arch];
+  if (!types) return undefined;
+  return (Object.keys(types) as Designator[]).find((d) => types[d] === type);
+}
+
+/**
+ * DPS partition attribute flags (sd-gpt.h): systemd ignores a partition marked no-auto when it discovers
+ * partitions, and mounts one marked read-only read-only.
+ */
+export const GPT_FLAG_READ_ONLY = 1n << 60n;
+export const GPT_FLAG_NO_AUTO = 1n << 63n;
 
 /** A GUID in its mixed-endian on-disk form, as text. */
 export function formatGuid(bytes: Uint8Array): string {

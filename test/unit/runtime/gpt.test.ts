@@ -3,7 +3,8 @@ import { mkdtempSync, openSync, closeSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { formatGuid, pickPartition, readGpt, readPartitionTable, rootPartitionTypeFor, usrPartitionTypeFor } from "../../../runtime/gpt.ts";
+import { designatorOf, formatGuid, partitionTypeFor, pickPartition, readGpt, readPartitionTable, rootPartitionTypeFor, usrPartitionTypeFor } from "../../../runtime/gpt.ts";
+import { X64 } from "./ddi-fixtures.ts";
 import { copyImage, corruptByte, ESP_TYPE, makeExt4, makeGptImage, MIB, ROOT_X86_64 } from "./disk-fixtures.ts";
 
 let dir: string;
@@ -60,6 +61,21 @@ describe("partition types", () => {
     assert.equal(rootPartitionTypeFor("arm64"), "b921b045-1df0-41c3-af44-4c6f280d3fae");
     assert.equal(usrPartitionTypeFor("x64"), "8484680c-9521-48c6-9c11-b0720656f69e");
     assert.equal(rootPartitionTypeFor("mips"), undefined);
+  });
+
+  test("DPS verity and verity-sig types (sd-gpt.h), and the designator of a type", () => {
+    assert.deepEqual(
+      (["root", "root-verity", "root-verity-sig", "usr", "usr-verity", "usr-verity-sig"] as const).map((d) => partitionTypeFor(d, "x64")),
+      [X64.root, X64.rootVerity, X64.rootVeritySig, X64.usr, X64.usrVerity, X64.usrVeritySig],
+    );
+    assert.equal(partitionTypeFor("root-verity", "arm64"), "df3300ce-d69f-4c92-978c-9bfb0f38d820");
+    assert.equal(partitionTypeFor("usr-verity-sig", "arm64"), "c23ce4ff-44bd-4b00-b2d4-b41b3419e02a");
+    assert.equal(partitionTypeFor("root-verity-sig", "riscv64"), "efe0f087-ea8d-4469-821a-4c2a96a8386a");
+    assert.equal(partitionTypeFor("usr", "loong64"), "e611c702-575c-4cbe-9a46-434fa0bf7e3f");
+    assert.equal(partitionTypeFor("root-verity", "mips"), undefined);
+    assert.equal(designatorOf(X64.usrVerity, "x64"), "usr-verity");
+    assert.equal(designatorOf(X64.usrVerity, "arm64"), undefined);
+    assert.equal(designatorOf(ESP_TYPE, "x64"), undefined);
   });
 
   test("GUIDs are printed in their mixed-endian form", () => {
