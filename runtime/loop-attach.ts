@@ -1,41 +1,78 @@
-// Attaches an image (its root partition, a chosen one, or all of it) to a loop device with losetup and
-// links a stable path to the device. No partition scan is needed: the loop device covers exactly the
-// partition, via --offset and --sizelimit.
+// Attaches an image (its root or /usr partition, a chosen one, or all of it) to loop devices with losetup
+// and links stable paths to them. No partition scan is needed: each loop device covers exactly one
+// partition, via --offset and --sizelimit. A DDI's root or /usr partition with a verity partition is
+// attached with it (both read-only), for `netimport verity` to put dm-verity on top: then LINK.data and
+// LINK.hash name the two loop devices and LINK.verity-sig holds the signature partition's JSON.
 import { execFile } from "node:child_process";
-import { mkdir, rename, rm, stat, symlink } from "node:fs/promises";
+import { mkdir, open, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
+import type { Stats } from "node:fs";
 import { dirname, basename, join } from "node:path";
 import { promisify } from "node:util";
-import { pickPartition, readGpt, rootPartitionTypeFor, type Partition } from "./gpt.ts";
+import { designatorOf, GPT_FLAG_READ_ONLY, partitionTypeFor, pickPartition, readGpt, rootPartitionTypeFor, type Partition, type PartitionTable } from "./gpt.ts";
+import { pairVerityPartitions, partitionsOfType, type Kind, type Pairing } from "./verity-pairing.ts";
+import { parseVeritySig, VERITY_SIG_MAX_SIZE, type VeritySig } from "./verity-sig.ts";
 
 const run = promisify(execFile);
 
-export type PartitionSelector = "root" | "whole" | number;
+export type PartitionSelector = "root" | "usr" | "whole" | number;
 
 export interface AttachOptions {
   partition?: PartitionSelector;
   readOnly?: boolean;
-  /** Symlink to create, pointing at the loop device. */
+  /** Symlink to create for the chosen partition (with verity: LINK.data, LINK.hash, LINK.verity-sig). */
   link?: string;
-  /** Architecture whose root partition type counts (Node's names; default process.arch). */
+  /** With partition "root": also attach the image's /usr partition, if it has one, and link it here. */
+  usrLink?: string;
+  /** The root partition's verity root hash (roothash=), hex; demands verity. */
+  rootHash?: string;
+  /** The /usr partition's verity root hash (usrhash=), hex; demands verity. */
+  usrHash?: string;
+  /** Architecture whose partition types count (Node's names; default process.arch). */
   arch?: string;
 }
 
 export interface Attachment {
+  kind: "loop";
   image: string;
   device: string;
   readOnly: boolean;
+  /** Why the device is read-only although read-write was asked for ("verity", "GPT read-only flag"). */
+  readOnlyReason?: string;
   /** The partition attached, or undefined for the whole image. */
   partition?: Partition;
+  /** What the partition is for ("root", "usr-verity", …), when it has a DPS type of this architecture. */
+  designator?: string;
   /** Why the whole image was attached, when a partition was not. */
   wholeReason?: string;
   offset: number;
   size: number;
   fsType?: string;
   link?: string;
+  /** "data": a file system (with verity under it: LINK.data); "hash": a verity hash tree (LINK.hash). */
+  role: "plain" | "data" | "hash";
+  /** How the partition was chosen among several. */
+  notes?: string[];
+}
+
+/** A signature partition copied to LINK.verity-sig. */
+export interface SignatureCopy {
+  kind: "signature";
+  image: string;
+  partition: Partition;
+  designator: string;
+  rootHash: string;
+  path: string;
+}
+
+export interface AttachOutcome {
+  attachments: Attachment[];
+  signatures: SignatureCopy[];
+  /** Both, in the order they happened (the order of the output lines). */
+  steps: (Attachment | SignatureCopy)[];
 }
 
 /** Runs a tool, turning a failure into an Error carrying its stderr's first line. */
-async function tool(command: string, args: string[]): Promise<string> {
+export async function runTool(command: string, args: string[]): Promise<string> {
   try {
     const { stdout } = await run(command, args, { encoding: "utf8" });
     return stdout;
@@ -47,10 +84,12 @@ async function tool(command: string, args: string[]): Promise<string> {
   }
 }
 
+const temporaryNameFor = (path: string) => join(dirname(path), `.#${basename(path)}.${process.pid}`);
+
 /** Replaces (or creates) the symlink `path` → `target` atomically: a temporary link renamed over it. */
 export async function linkAtomically(target: string, path: string): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
-  const temporary = join(dirname(path), `.#${basename(path)}.${process.pid}`);
+  const temporary = temporaryNameFor(path);
   await rm(temporary, { force: true });
   await symlink(target, temporary);
   try {
@@ -61,9 +100,23 @@ export async function linkAtomically(target: string, path: string): Promise<void
   }
 }
 
+/** Replaces (or creates) the file `path` with `text` atomically, so a reader sees all of it or none. */
+async function writeAtomically(path: string, text: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const temporary = temporaryNameFor(path);
+  await rm(temporary, { force: true });
+  await writeFile(temporary, text, { mode: 0o644, flag: "wx" });
+  try {
+    await rename(temporary, path);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  }
+}
+
 /** Detaches a loop device (ignores one that is already gone). */
 export async function detachLoop(device: string): Promise<void> {
-  await tool("losetup", ["--detach", device]).catch(() => undefined);
+  await runTool("losetup", ["--detach", device]).catch(() => undefined);
 }
 
 /** The file system type blkid probes on `device`, if blkid is there and finds one. */
@@ -76,72 +129,237 @@ async function probeFsType(device: string): Promise<string | undefined> {
   }
 }
 
-/**
- * Attaches `image` to a free loop device and, with `link`, points a symlink at it.
- *
- * ```ts
- * const a = await attachImage("/run/machines/image.raw", { link: "/run/netimport/root" });
- * console.log(describeAttachment(a)); // "Attached root partition 2 (ext4) of … at /dev/loop0 (read-only), linked at …"
- * ```
- * On any failure after losetup the loop device is detached again.
- */
-export async function attachImage(image: string, options: AttachOptions = {}): Promise<Attachment> {
-  const selector = options.partition ?? "root";
-  const readOnly = options.readOnly ?? true;
-  const info = await stat(image).catch((error: NodeJS.ErrnoException) => {
-    throw new Error(error.code === "ENOENT" ? `${image} does not exist` : `cannot access ${image}: ${error.message}`);
-  });
-  if (!info.isFile() && !info.isBlockDevice()) throw new Error(`${image} is not a regular file or block device`);
-  const table = await readGpt(image);
-  let partition: Partition | undefined;
-  let wholeReason: string | undefined;
-  if (typeof selector === "number") {
-    if (!table) throw new Error(`${image} has no GPT partition table, so it has no partition ${selector}`);
-    partition = pickPartition(table.partitions, selector);
-    if (!partition) throw new Error(`${image} has no partition ${selector} (it has ${table.partitions.map((p) => p.number).join(", ") || "none"})`);
-  } else if (selector === "root") {
-    if (!table) wholeReason = "no GPT";
-    else {
-      partition = pickPartition(table.partitions, "root", options.arch);
-      if (!partition) wholeReason = `no ${options.arch ?? process.arch} root partition (${rootPartitionTypeFor(options.arch) ?? "unknown type"}) in its GPT`;
-    }
-  } else {
-    wholeReason = "requested";
+/** Undo steps for what one attach call made, run newest first when a later step fails. */
+class Undo {
+  private readonly steps: (() => Promise<void>)[] = [];
+  add(step: () => Promise<void>): void {
+    this.steps.push(step);
   }
+  async run(): Promise<void> {
+    for (const step of this.steps.reverse()) await step().catch(() => undefined);
+  }
+}
+
+interface Context {
+  image: string;
+  info: Stats;
+  readOnly: boolean;
+  arch: string;
+  undo: Undo;
+  outcome: AttachOutcome;
+}
+
+type LoopRequest = Pick<Attachment, "partition" | "wholeReason" | "role" | "notes" | "readOnlyReason"> & { readOnly: boolean; link?: string };
+
+/** Attaches one partition (or the whole image) to a free loop device and links it. */
+async function attachLoop(ctx: Context, request: LoopRequest): Promise<Attachment> {
+  const { image, info } = ctx;
+  const { partition } = request;
   const offset = partition?.offset ?? 0;
   const size = partition?.size ?? info.size;
   if (partition && offset + size > info.size) {
     throw new Error(`partition ${partition.number} of ${image} ends at byte ${offset + size}, beyond the end of the image (${info.size} bytes): truncated image?`);
   }
   const args = ["--find", "--show"];
-  if (readOnly) args.push("--read-only");
+  if (request.readOnly) args.push("--read-only");
   if (partition) args.push(`--offset=${offset}`, `--sizelimit=${size}`);
   args.push(image);
-  const device = (await tool("losetup", args)).trim();
+  const device = (await runTool("losetup", args)).trim();
   if (!device.startsWith("/dev/")) throw new Error(`losetup printed no device (${JSON.stringify(device)})`);
+  ctx.undo.add(() => detachLoop(device));
+  const fsType = await probeFsType(device);
+  if (request.link) {
+    const link = request.link;
+    await linkAtomically(device, link);
+    ctx.undo.add(() => rm(link, { force: true }));
+  }
+  const designator = partition ? designatorOf(partition.type, ctx.arch) : undefined;
+  const attachment: Attachment = {
+    kind: "loop", image, device, readOnly: request.readOnly, offset, size, role: request.role,
+    ...(request.readOnlyReason ? { readOnlyReason: request.readOnlyReason } : {}),
+    ...(partition ? { partition } : {}),
+    ...(designator ? { designator } : {}),
+    ...(request.wholeReason ? { wholeReason: request.wholeReason } : {}),
+    ...(fsType ? { fsType } : {}),
+    ...(request.link ? { link: request.link } : {}),
+    ...(request.notes?.length ? { notes: request.notes } : {}),
+  };
+  ctx.outcome.attachments.push(attachment);
+  ctx.outcome.steps.push(attachment);
+  return attachment;
+}
+
+/** Reads and parses the `-verity-sig` partitions of `kind`, by partition number. */
+async function readSignatures(ctx: Context, table: PartitionTable, kind: Kind): Promise<Map<number, VeritySig>> {
+  const result = new Map<number, VeritySig>();
+  const partitions = partitionsOfType(table.partitions, partitionTypeFor(`${kind}-verity-sig`, ctx.arch));
+  if (partitions.length === 0) return result;
+  const file = await open(ctx.image, "r");
   try {
-    const fsType = await probeFsType(device);
-    if (options.link) await linkAtomically(device, options.link);
-    return {
-      image, device, readOnly, offset, size,
-      ...(partition ? { partition } : {}),
-      ...(wholeReason ? { wholeReason } : {}),
-      ...(fsType ? { fsType } : {}),
-      ...(options.link ? { link: options.link } : {}),
+    for (const p of partitions) {
+      const where = `the ${kind}-verity-sig partition ${p.number} of ${ctx.image}`;
+      if (p.size > VERITY_SIG_MAX_SIZE) throw new Error(`${where} is larger than 4 MiB, which no signature needs`);
+      const bytes = Buffer.alloc(p.size);
+      const { bytesRead } = await file.read(bytes, 0, p.size, p.offset);
+      if (bytesRead !== p.size) throw new Error(`${where} lies beyond the end of the image: truncated image?`);
+      result.set(p.number, parseVeritySig(bytes, where));
+    }
+  } finally {
+    await file.close();
+  }
+  return result;
+}
+
+/**
+ * Attaches a paired partition at `link`: alone (LINK → loop), or with verity (LINK.data, LINK.hash and,
+ * when signed, the file LINK.verity-sig; LINK itself is left to `netimport verity`).
+ */
+async function attachPairing(ctx: Context, pairing: Pairing, link: string | undefined): Promise<void> {
+  const flaggedReadOnly = (pairing.data.attributes & GPT_FLAG_READ_ONLY) !== 0n;
+  if (!pairing.verity) {
+    // The verity units start when LINK.hash exists: nothing left from an earlier attach may say so.
+    if (link) for (const suffix of [".data", ".hash", ".verity-sig"]) await rm(`${link}${suffix}`, { force: true });
+    await attachLoop(ctx, {
+      partition: pairing.data, role: "plain", notes: pairing.notes,
+      readOnly: ctx.readOnly || flaggedReadOnly,
+      ...(!ctx.readOnly && flaggedReadOnly ? { readOnlyReason: "GPT read-only flag" } : {}),
+      ...(link ? { link } : {}),
+    });
+    return;
+  }
+  // dm-verity devices are read-only, and so is what lies under them, whatever --rw asked for.
+  await attachLoop(ctx, {
+    partition: pairing.data, role: "data", notes: pairing.notes, readOnly: true,
+    ...(ctx.readOnly ? {} : { readOnlyReason: "verity" }),
+    ...(link ? { link: `${link}.data` } : {}),
+  });
+  await attachLoop(ctx, { partition: pairing.verity, role: "hash", readOnly: true, ...(link ? { link: `${link}.hash` } : {}) });
+  if (!link) return;
+  const sigPath = `${link}.verity-sig`;
+  if (pairing.signature) {
+    await writeAtomically(sigPath, `${pairing.signature.content.json}\n`);
+    ctx.undo.add(() => rm(sigPath, { force: true }));
+    const copy: SignatureCopy = {
+      kind: "signature", image: ctx.image, partition: pairing.signature.partition, designator: `${pairing.kind}-verity-sig`,
+      rootHash: pairing.signature.content.rootHash, path: sigPath,
     };
+    ctx.outcome.signatures.push(copy);
+    ctx.outcome.steps.push(copy);
+  } else {
+    // A signature left from an earlier attach must not speak for this image.
+    await rm(sigPath, { force: true });
+  }
+}
+
+function checkOptions(selector: PartitionSelector, options: AttachOptions): void {
+  if (selector !== "root" && (options.usrLink !== undefined || options.rootHash !== undefined)) {
+    throw new Error(`${options.usrLink !== undefined ? "--usr-link" : "--roothash"} goes with --partition=root only`);
+  }
+  if (options.usrHash !== undefined && selector !== "usr" && !(selector === "root" && options.usrLink !== undefined)) {
+    throw new Error("--usrhash goes with --partition=usr, or --partition=root with --usr-link");
+  }
+}
+
+/**
+ * Attaches `image` as systemd would boot it: its root (or /usr) partition of this architecture with its
+ * verity partitions, partition N, or the whole image (no GPT, or no root partition). Links LINK (or
+ * LINK.data, LINK.hash and LINK.verity-sig with verity), and USR_LINK likewise for the /usr partition.
+ *
+ * ```ts
+ * const outcome = await attachImage("/run/machines/os.raw", { link: "/run/netimport/root" });
+ * for (const line of describeOutcome(outcome)) console.log(line);
+ * // Attached root partition 2 "root-x86-64" (ext4) of … at /dev/loop0 (read-only), linked at …
+ * ```
+ * On any failure every loop device attached and every link and file written is removed again.
+ */
+export async function attachImage(image: string, options: AttachOptions = {}): Promise<AttachOutcome> {
+  const selector = options.partition ?? "root";
+  checkOptions(selector, options);
+  const info = await stat(image).catch((error: NodeJS.ErrnoException) => {
+    throw new Error(error.code === "ENOENT" ? `${image} does not exist` : `cannot access ${image}: ${error.message}`);
+  });
+  if (!info.isFile() && !info.isBlockDevice()) throw new Error(`${image} is not a regular file or block device`);
+  const table = await readGpt(image);
+  const ctx: Context = {
+    image, info, readOnly: options.readOnly ?? true, arch: options.arch ?? process.arch, undo: new Undo(),
+    outcome: { attachments: [], signatures: [], steps: [] },
+  };
+  const link = options.link;
+  try {
+    if (typeof selector === "number") {
+      if (!table) throw new Error(`${image} has no GPT partition table, so it has no partition ${selector}`);
+      const partition = pickPartition(table.partitions, selector);
+      if (!partition) throw new Error(`${image} has no partition ${selector} (it has ${table.partitions.map((p) => p.number).join(", ") || "none"})`);
+      await attachLoop(ctx, { partition, role: "plain", readOnly: ctx.readOnly, ...(link ? { link } : {}) });
+    } else if (selector === "whole") {
+      await attachLoop(ctx, { wholeReason: "requested", role: "plain", readOnly: ctx.readOnly, ...(link ? { link } : {}) });
+    } else if (selector === "usr") {
+      if (!table) throw new Error(`${image} has no GPT partition table, so it has no /usr partition`);
+      const pairing = pairVerityPartitions({ partitions: table.partitions, kind: "usr", arch: ctx.arch, signatures: await readSignatures(ctx, table, "usr"), ...(options.usrHash ? { rootHash: options.usrHash } : {}) });
+      if (!pairing) throw new Error(`${image} has no /usr partition for ${ctx.arch} (type ${partitionTypeFor("usr", ctx.arch) ?? "unknown"})`);
+      await attachPairing(ctx, pairing, link);
+    } else {
+      await attachRoot(ctx, table, options);
+    }
+    return ctx.outcome;
   } catch (error) {
-    await detachLoop(device);
+    await ctx.undo.run();
     throw error;
   }
+}
+
+/** `--partition=root`: the root partition (and with --usr-link the /usr one), else the whole image. */
+async function attachRoot(ctx: Context, table: PartitionTable | undefined, options: AttachOptions): Promise<void> {
+  const { image, arch } = ctx;
+  const link = options.link;
+  if (!table) {
+    if (options.rootHash !== undefined || options.usrHash !== undefined) {
+      throw new Error(`${options.rootHash !== undefined ? "--roothash" : "--usrhash"} was given, but ${image} has no GPT partition table, so no verity partition`);
+    }
+    await attachLoop(ctx, { wholeReason: "no GPT", role: "plain", readOnly: ctx.readOnly, ...(link ? { link } : {}) });
+    return;
+  }
+  const root = pairVerityPartitions({ partitions: table.partitions, kind: "root", arch, signatures: await readSignatures(ctx, table, "root"), ...(options.rootHash ? { rootHash: options.rootHash } : {}) });
+  if (!root) {
+    if (partitionsOfType(table.partitions, partitionTypeFor("usr", arch)).length > 0) {
+      throw new Error(`${image} has a /usr partition but no root partition: boot it with root=tmpfs, which mounts /usr from the image on a tmpfs root, as systemd does`);
+    }
+    if (options.usrHash !== undefined) throw new Error(`--usrhash was given, but ${image} has no /usr partition for ${arch}`);
+    const wholeReason = `no ${arch} root partition (${rootPartitionTypeFor(arch) ?? "unknown type"}) in its GPT`;
+    await attachLoop(ctx, { wholeReason, role: "plain", readOnly: ctx.readOnly, ...(link ? { link } : {}) });
+    return;
+  }
+  await attachPairing(ctx, root, link);
+  if (options.usrLink === undefined) return;
+  const usr = pairVerityPartitions({ partitions: table.partitions, kind: "usr", arch, signatures: await readSignatures(ctx, table, "usr"), ...(options.usrHash ? { rootHash: options.usrHash } : {}) });
+  if (usr) await attachPairing(ctx, usr, options.usrLink);
+}
+
+function readOnlyText(a: Attachment): string {
+  if (!a.readOnly) return "read-write";
+  return a.readOnlyReason ? `read-only: ${a.readOnlyReason}` : "read-only";
 }
 
 /** One line saying what was attached, where, and how. */
 export function describeAttachment(a: Attachment): string {
   const fs = a.fsType ? ` (${a.fsType})` : "";
-  const root = a.partition && a.partition.type === rootPartitionTypeFor() ? "root partition" : "partition";
+  const kind = a.designator ? `${a.designator} partition` : "partition";
   const what = a.partition
-    ? `${root} ${a.partition.number}${a.partition.name ? ` "${a.partition.name}"` : ""}${fs} of ${a.image}`
+    ? `${kind} ${a.partition.number}${a.partition.name ? ` "${a.partition.name}"` : ""}${fs} of ${a.image}`
     : `the whole image ${a.image}${fs}${a.wholeReason && a.wholeReason !== "requested" ? ` (${a.wholeReason})` : ""}`;
-  const link = a.link ? `, linked at ${a.link}` : "";
-  return `Attached ${what} at ${a.device} (${a.readOnly ? "read-only" : "read-write"})${link}`;
+  const linked = a.role === "data" ? "data linked" : a.role === "hash" ? "hash tree linked" : "linked";
+  const link = a.link ? `, ${linked} at ${a.link}` : "";
+  const notes = a.notes?.length ? `; ${a.notes.join("; ")}` : "";
+  return `Attached ${what} at ${a.device} (${readOnlyText(a)})${link}${notes}`;
+}
+
+/** One line saying which signature partition was copied where. */
+export function describeSignatureCopy(s: SignatureCopy): string {
+  const name = s.partition.name ? ` "${s.partition.name}"` : "";
+  return `Copied ${s.designator} partition ${s.partition.number}${name} of ${s.image} (root hash ${s.rootHash}) to ${s.path}`;
+}
+
+/** The lines for everything one attach did, in the order it happened. */
+export function describeOutcome(outcome: AttachOutcome): string[] {
+  return outcome.steps.map((step) => (step.kind === "loop" ? describeAttachment(step) : describeSignatureCopy(step)));
 }

@@ -68,17 +68,18 @@ describe("netimport attach", () => {
   });
 
   test("--partition=N attaches that partition, --partition=whole the whole image", async () => {
-    const one = await attachImage(gpt, { partition: 1 });
+    const [one] = (await attachImage(gpt, { partition: 1 })).attachments;
     try {
-      assert.equal(one.partition?.number, 1);
-      assert.equal(blockdev("--getsize64", one.device), String(4 * MIB));
+      assert.equal(one!.partition?.number, 1);
+      assert.equal(blockdev("--getsize64", one!.device), String(4 * MIB));
+      assert.match(describeAttachment(one!), /^Attached partition 1 "esp" of .* at \/dev\/loop\d+ \(read-only\)$/);
     } finally {
       detachAll(gpt);
     }
-    const whole = await attachImage(gpt, { partition: "whole" });
+    const [whole] = (await attachImage(gpt, { partition: "whole" })).attachments;
     try {
-      assert.equal(blockdev("--getsize64", whole.device), String(48 * MIB));
-      assert.match(describeAttachment(whole), /^Attached the whole image .* at \/dev\/loop\d+ \(read-only\)$/);
+      assert.equal(blockdev("--getsize64", whole!.device), String(48 * MIB));
+      assert.match(describeAttachment(whole!), /^Attached the whole image .* at \/dev\/loop\d+ \(read-only\)$/);
     } finally {
       detachAll(gpt);
     }
@@ -109,7 +110,7 @@ describe("netimport attach", () => {
 
     const usage = await cli(["--partition=boot", gpt]);
     assert.equal(usage.code, 2);
-    assert.match(usage.stderr, /--partition takes root, whole or a partition number, not 'boot'/);
+    assert.match(usage.stderr, /--partition takes root, usr, whole or a partition number, not 'boot'/);
   });
 });
 
@@ -120,6 +121,16 @@ describe("parseAttachArgs", () => {
     assert.throws(() => parseAttachArgs([]), /missing IMAGE/);
     assert.throws(() => parseAttachArgs(["a", "b"]), /unexpected argument 'b'/);
     assert.throws(() => parseAttachArgs(["--partition=0", "a"]), /--partition takes/);
+    const hash = "AB".repeat(32);
+    assert.deepEqual(parseAttachArgs(["img", "--partition=root", "--link=/run/r", "--usr-link=/run/u", `--roothash=${hash}`, `--usrhash=${hash}`, "--rw"]), {
+      image: "img", partition: "root", readOnly: false, link: "/run/r", usrLink: "/run/u", rootHash: hash.toLowerCase(), usrHash: hash.toLowerCase(),
+    });
+    assert.deepEqual(parseAttachArgs(["img", "--partition=usr", "--link=/run/u", `--usrhash=${hash}`]), { image: "img", partition: "usr", readOnly: true, link: "/run/u", usrHash: hash.toLowerCase() });
+    assert.throws(() => parseAttachArgs(["img", "--roothash=abc"]), /--roothash takes a root hash in hexadecimal \(at least 32 digits\), not 'abc'/);
+    assert.throws(() => parseAttachArgs(["img", "--partition=usr", `--roothash=${hash}`]), /--roothash goes with --partition=root only/);
+    assert.throws(() => parseAttachArgs(["img", "--partition=usr", "--usr-link=/x"]), /--usr-link goes with --partition=root only/);
+    assert.throws(() => parseAttachArgs(["img", `--usrhash=${hash}`]), /--usrhash goes with --partition=usr, or with --usr-link/);
+    assert.throws(() => parseAttachArgs(["img", "--usr-link="]), /--usr-link needs a path/);
   });
 });
 
