@@ -14,8 +14,25 @@ export interface RequestOrigin {
 
 /** How the root file system is made from a request's image. */
 export type RootWiring =
-  | { kind: "attach"; partition: "root" | "whole" | number }
+  /**
+   * The image as systemd boots a disk (a DDI): its root partition (else the whole image) at /sysroot,
+   * its /usr partition, when it has one, at /sysroot/usr, each through dm-verity when the image has a
+   * verity partition for it. roothash=/usrhash= from the kernel command line pin the root hashes.
+   */
+  | { kind: "attach"; partition: "root"; roothash?: string; usrhash?: string }
+  /** root=/dev/disk/by-loop-ref/NAME.raw[-partN]: exactly that partition, or the whole image. */
+  | { kind: "attach"; partition: "whole" | number }
+  /** root=tmpfs: systemd's fstab-generator mounts an empty tmpfs at /sysroot; the image provides /usr. */
+  | { kind: "usr"; usrhash?: string }
+  /** A tar image's folder, bind-mounted. */
   | { kind: "bind" };
+
+/** The wiring of a raw root image attached as a DDI, with its root and /usr partitions. */
+export type DdiWiring = Extract<RootWiring, { partition: "root" }>;
+
+export function isDdiWiring(wiring: RootWiring | undefined): wiring is DdiWiring {
+  return wiring?.kind === "attach" && wiring.partition === "root";
+}
 
 export interface ImportRequest {
   origin: RequestOrigin;

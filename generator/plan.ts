@@ -3,13 +3,14 @@
 import { parseConfigFiles, type ConfigText } from "./config-file.ts";
 import type { BootUrl } from "./efi-boot-url.ts";
 import { EMERGENCY_ACTION_RULE, isEmergencyAction } from "./emergency-action.ts";
-import { localPath, type Actions, type DownloadSettings, type ImportRequest, type RequestOrigin } from "./import-request.ts";
+import { isDdiWiring, localPath, type Actions, type DownloadSettings, type ImportRequest, type RequestOrigin } from "./import-request.ts";
 import type { LogLine } from "./log-line.ts";
 import { keyIs, parseCmdline } from "./proc-cmdline.ts";
 import { parsePullExpression, type Dialect } from "./pull-expression.ts";
 import { checkSecretSources } from "./secret-sources.ts";
 import { systemdLimitViolation } from "./systemd-limits.ts";
 import { targetClaims } from "./target-claims.ts";
+import { ROOT_HASH_RULE, rootHash, type HashKey } from "./verity-hash.ts";
 
 export interface GeneratorInputs {
   cmdline: string;
@@ -45,6 +46,7 @@ export function makePlan(inputs: GeneratorInputs): Plan {
   const actions: Actions = { ...config.actions };
   const expressions: Expression[] = [];
   let rootArgument: string | undefined;
+  const hashArguments: Partial<Record<HashKey, string>> = {};
   const prefix = inputs.inInitrd ? "rd." : "";
   const compat = !inputs.systemdImportGeneratorInstalled;
   let compatIgnored = false;
@@ -67,6 +69,11 @@ export function makePlan(inputs: GeneratorInputs): Plan {
       setAction(actions, "failure", `${prefix}${key}`, value, log);
     } else if (key === "root" && value !== undefined) {
       rootArgument = value;
+    } else if (key === "roothash" || key === "usrhash") {
+      // As fstab-generator reads them: the last one counts, an empty one resets.
+      if (value === undefined) log.push({ level: "warning", message: `Missing argument for ${key}= kernel command line switch, ignoring.` });
+      else if (value === "") delete hashArguments[key];
+      else hashArguments[key] = value;
     }
   }
   if (compatIgnored) {
@@ -126,8 +133,9 @@ export function makePlan(inputs: GeneratorInputs): Plan {
       delete r.root;
     }
   }
-  wireRootArgument(requests, rootArgument, inputs.inInitrd, log);
   keepOneRoot(requests, log);
+  wireRootArgument(requests, rootArgument, inputs.inInitrd, log);
+  pinVerityHashes(requests, hashArguments, log);
   for (const line of checkSecretSources(requests, config.settings, inputTexts(inputs))) log.push(line);
   return { requests, actions, settings: config.settings, log };
 }
@@ -163,6 +171,8 @@ function setAction(actions: Actions, which: keyof Actions, key: string, value: s
  * Makes a request the root file system when `root=` names it the way systemd v258 does:
  * `bind:/run/machines/NAME`, `/dev/disk/by-loop-ref/NAME.raw[-partN]`, or `gpt-auto` with the
  * blockdev image `rootdisk`. Older systemd cannot mount these; netimport wires them itself.
+ * `root=tmpfs` keeps systemd's empty tmpfs root and makes the raw root image provide /usr only.
+ * Runs after keepOneRoot(): at most one request is the root already.
  */
 function wireRootArgument(requests: ImportRequest[], root: string | undefined, inInitrd: boolean, log: LogLine[]): void {
   if (!inInitrd || root === undefined) return;
@@ -185,6 +195,9 @@ function wireRootArgument(requests: ImportRequest[], root: string | undefined, i
   } else if (root === "gpt-auto") {
     target = requests.find((r) => r.type === "raw" && r.blockdev && r.local === "rootdisk");
     wiring = { kind: "attach", partition: "root" };
+  } else if (root === "tmpfs") {
+    if (explicit) wireUsrOnly(explicit, log);
+    return;
   } else {
     if (explicit) log.push({ level: "notice", message: `root=${root} is on the command line, but ${explicit.origin.what} makes '${explicit.local}' the root file system: netimport's sysroot.mount takes precedence.` });
     return;
@@ -196,6 +209,52 @@ function wireRootArgument(requests: ImportRequest[], root: string | undefined, i
   }
   target.root = wiring;
   log.push({ level: "info", message: `root=${root}: '${target.local}' from ${target.remote} becomes the root file system.` });
+}
+
+/**
+ * root=tmpfs with a root image: systemd's fstab-generator mounts an empty tmpfs at /sysroot (252 and 257
+ * alike: `rootfs`, type tmpfs, `rw,mode=0755`), and the image provides /usr, from its /usr partition. A
+ * tar image has no partitions to take /usr from, and its tree as root would contradict root=tmpfs: it is
+ * downloaded without being mounted, as any image that cannot be the root (see keepOneRoot()).
+ */
+function wireUsrOnly(request: ImportRequest, log: LogLine[]): void {
+  if (request.type === "tar") {
+    log.push({ level: "err", message: `${request.origin.what}: root=tmpfs asks for an image that provides /usr only, which only a raw image's /usr partition can; '${request.local}' is a tar image, downloading it without making it part of the root file system.` });
+    delete request.root;
+    return;
+  }
+  request.root = { kind: "usr" };
+  log.push({ level: "info", message: `root=tmpfs: the root file system is an empty tmpfs, and '${request.local}' from ${request.remote} provides /usr.` });
+}
+
+/**
+ * roothash=/usrhash= pin the dm-verity root hashes of the root image's root and /usr partitions. A value
+ * systemd-veritysetup-generator would refuse is refused here too, and, as with systemd (whose root then
+ * waits for a /dev/mapper device that never comes), the image is not mounted without the verification the
+ * command line asks for: it is downloaded without being made the root file system.
+ */
+function pinVerityHashes(requests: ImportRequest[], given: Partial<Record<HashKey, string>>, log: LogLine[]): void {
+  const root = requests.find((r) => r.root);
+  if (!root?.root) return;
+  const wiring = root.root;
+  for (const key of ["roothash", "usrhash"] as const) {
+    const value = given[key];
+    if (value === undefined) continue;
+    const usedBy = isDdiWiring(wiring) || (wiring.kind === "usr" && key === "usrhash");
+    if (!usedBy) {
+      const how = wiring.kind === "usr" ? "with root=tmpfs it provides /usr only" : wiring.kind === "bind" ? "it is a tar image" : "it is attached as one partition or the whole image, not as a disk with verity partitions";
+      log.push({ level: "notice", message: `${key}= is on the command line, but netimport sets up no dm-verity for '${root.local}' from it: ${how}.` });
+      continue;
+    }
+    const hash = rootHash(value);
+    if (hash === undefined) {
+      log.push({ level: "err", message: `Invalid value for ${key}= kernel command line switch: ${value} (expected ${ROOT_HASH_RULE}); downloading '${root.local}' without making it the root file system, which it would be without the verification asked for.` });
+      delete root.root;
+      return;
+    }
+    if (isDdiWiring(wiring)) wiring[key] = hash;
+    else if (wiring.kind === "usr") wiring.usrhash = hash;
+  }
 }
 
 /** Only one image can be the root file system: the first one named wins. */

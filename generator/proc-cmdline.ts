@@ -62,8 +62,11 @@ export function parseCmdline(text: string, inInitrd: boolean): CmdlineItem[] {
   return items;
 }
 
-/** Keys read in the initrd without an `rd.` prefix (like fstab-generator's `root=`). */
-const ROOT_KEYS = new Set(["root", "rootflags", "rootfstype"]);
+/**
+ * Keys read in the initrd without an `rd.` prefix (like fstab-generator's `root=`, and the dm-verity
+ * hashes fstab-generator and systemd-veritysetup-generator read unprefixed).
+ */
+const ROOT_KEYS = new Set(["root", "rootflags", "rootfstype", "roothash", "usrhash"]);
 
 /** Compares command line keys as systemd does: `-` and `_` are the same character. */
 export function keyIs(key: string, expected: string): boolean {

@@ -5,11 +5,12 @@ import pullTemplate from "../units-templates/pull.service.in";
 import remountSysrootTemplate from "../units-templates/remount-sysroot.service.in";
 import sysrootTemplate from "../units-templates/sysroot.mount.in";
 import { isNewerThanSystemd252 } from "./emergency-action.ts";
-import { localPath, type Actions, type DownloadSettings, type ImportRequest } from "./import-request.ts";
+import { isDdiWiring, localPath, type Actions, type DownloadSettings, type ImportRequest, type RootWiring } from "./import-request.ts";
 import { pullArguments } from "./pull-arguments.ts";
-import { redactUrl } from "./redact.ts";
-import { attachPlan, attachUnitName, pullUnitName, ROOT_LINK } from "./unit-names.ts";
-import { escapeSpecifiers, fillTemplate, quoteExecArgument } from "./unit-text.ts";
+import { usrUnits, verityUnit } from "./render-ddi.ts";
+import { common, EMERGENCY, execLine } from "./render-parts.ts";
+import { attachPlan, attachUnitName, pullUnitName, ROOT_LINK, USR_LINK, verityDeviceName, verityUnitName, type AttachPlan } from "./unit-names.ts";
+import { escapeSpecifiers, fillTemplate } from "./unit-text.ts";
 
 export type GeneratorDir = "normal" | "early" | "late";
 
@@ -44,10 +45,6 @@ function isNetworkUrl(url: string): boolean {
   return !url.startsWith("file:");
 }
 
-function execLine(args: string[]): string {
-  return args.map(quoteExecArgument).join(" ");
-}
-
 function actionLines(actions: Actions): string[] {
   const lines: string[] = [];
   for (const [key, action] of [["SuccessAction", actions.success], ["FailureAction", actions.failure]] as const) {
@@ -65,21 +62,61 @@ function secretsNote(secretFiles: readonly string[]): string {
   return `# Credentials in the URLs shown as *** are read at run time from ${files}, not written here.`;
 }
 
-const EMERGENCY = ["OnFailure=emergency.target", "OnFailureJobMode=replace-irreversibly"];
-
 /** Clears nosuid/nodev/noexec on a bind-mounted (tar) root. */
 const REMOUNT_SYSROOT_UNIT = "netimport-remount-sysroot.service";
 
-function common(request: ImportRequest) {
-  return {
-    ORIGIN: `${request.origin.what} in ${request.origin.path}`,
-    // SourcePath= expands specifiers: a drop-in named 50-%n.conf must stay itself.
-    SOURCE_PATH: escapeSpecifiers(request.origin.path),
-    CLASS: request.class,
-    LOCAL: escapeSpecifiers(request.local),
-    REMOTE: escapeSpecifiers(redactUrl(request.remote)),
-    DEST: escapeSpecifiers(localPath(request)),
-  };
+/**
+ * The target a root image's download and attach come before: the root device, or with root=tmpfs
+ * (where the image provides /usr only) the initrd's /usr.
+ */
+function bootTarget(wiring: RootWiring): string {
+  return wiring.kind === "usr" ? "initrd-usr-fs.target" : "initrd-root-device.target";
+}
+
+/**
+ * Whether the root partition is mounted read-only: as the request says, and always when roothash= pins
+ * dm-verity for it (a verity device is read-only, as systemd 257's fstab-generator also concludes).
+ */
+function rootReadOnly(request: ImportRequest): boolean {
+  return request.readOnly || (isDdiWiring(request.root) && request.root.roothash !== undefined);
+}
+
+/** `netimport attach`'s command line. */
+function attachArguments(request: ImportRequest, attach: AttachPlan, executable: string): string[] {
+  const args = [executable, "attach", localPath(request), `--partition=${attach.partition}`, `--link=${attach.link}`];
+  if (attach.usrLink) args.push(`--usr-link=${attach.usrLink}`);
+  const wiring = request.root;
+  if (isDdiWiring(wiring) && wiring.roothash) args.push(`--roothash=${wiring.roothash}`);
+  if ((isDdiWiring(wiring) || wiring?.kind === "usr") && wiring.usrhash) args.push(`--usrhash=${wiring.usrhash}`);
+  // /usr alone is always read-only.
+  if (attach.partition !== "usr" && !rootReadOnly(request)) args.push("--rw");
+  return args;
+}
+
+function attachedWhat(attach: AttachPlan): string {
+  switch (attach.partition) {
+    case "root": return "the root partition (or the whole image)";
+    case "usr": return "the /usr partition";
+    case "whole": return "the whole image";
+    default: return `partition ${attach.partition}`;
+  }
+}
+
+/** What the attach unit's comment adds for a DDI: the /usr partition and what dm-verity changes. */
+function attachNote(attach: AttachPlan): string {
+  if (attach.partition === "usr") {
+    return [
+      `# With a verity partition for /usr it links nothing: ${USR_LINK}.data and .hash (and .verity-sig`,
+      `# when signed) are left for ${verityUnitName("usr")}, which makes the link.`,
+    ].join("\n");
+  }
+  if (attach.partition !== "root") return "";
+  return [
+    `# Its /usr partition, when it has one, is attached read-only and linked at ${USR_LINK}.`,
+    `# A partition with a verity partition is not linked: ${ROOT_LINK}.data and .hash (and .verity-sig`,
+    `# when signed; likewise for /usr) are left for ${verityUnitName("root")} and`,
+    `# ${verityUnitName("usr")}, which make the link.`,
+  ].join("\n");
 }
 
 /**
@@ -97,14 +134,14 @@ function renderRequest(request: ImportRequest, options: RenderOptions, files: Un
   const pullUnit = pullUnitName(request);
   const attach = attachPlan(request);
   const attachUnit = attach ? attachUnitName(request) : undefined;
-  const isRoot = request.root !== undefined;
+  const wiring = request.root;
 
   const pullDeps: string[] = [];
   if (isNetworkUrl(request.remote)) pullDeps.push("Wants=network-online.target", "After=network-online.target");
   if (attachUnit) pullDeps.push(`Before=${attachUnit}`);
   if (request.class === "sysext") pullDeps.push(`Before=${options.inInitrd ? "systemd-sysext-initrd.service " : ""}systemd-sysext.service`);
   if (request.class === "confext") pullDeps.push(`Before=${options.inInitrd ? "systemd-confext-initrd.service " : ""}systemd-confext.service`);
-  if (isRoot) pullDeps.push("Before=initrd-root-device.target", ...EMERGENCY);
+  if (wiring) pullDeps.push(`Before=${bootTarget(wiring)}`, ...EMERGENCY);
   else if (options.inInitrd) pullDeps.push("Before=initrd.target");
   pullDeps.push(...actionLines(options.actions));
 
@@ -123,36 +160,47 @@ function renderRequest(request: ImportRequest, options: RenderOptions, files: Un
 
   if (attach && attachUnit) {
     const attachDeps: string[] = [];
-    if (isRoot) attachDeps.push("Before=initrd-root-device.target", ...EMERGENCY);
+    if (wiring) attachDeps.push(`Before=${bootTarget(wiring)}`, ...EMERGENCY);
     else if (options.inInitrd) attachDeps.push("Before=initrd.target");
-    const args = [options.executable, "attach", localPath(request), `--partition=${attach.partition}`, `--link=${attach.link}`];
-    if (!request.readOnly) args.push("--rw");
     files.push({
       dir: "normal",
       name: attachUnit,
       text: fillTemplate(attachTemplate, {
         ...common(request),
-        PARTITION: attach.partition === "root" ? "the root partition (or the whole image)" : attach.partition === "whole" ? "the whole image" : `partition ${attach.partition}`,
-        MODE: request.readOnly ? "read-only" : "read-write",
+        PARTITION: attachedWhat(attach),
+        MODE: attach.partition === "usr" || rootReadOnly(request) ? "read-only" : "read-write",
         LINK: escapeSpecifiers(attach.link),
+        MORE: attachNote(attach),
         PULL_UNIT: pullUnit,
         DEPENDENCIES: attachDeps.join("\n"),
-        EXEC: execLine(args),
+        EXEC: execLine(attachArguments(request, attach, options.executable)),
       }),
     });
   }
 
-  if (request.root) {
+  if (wiring?.kind === "usr" && attachUnit) {
+    // root=tmpfs: systemd's fstab-generator mounts the root; netimport only adds /usr.
+    files.push(verityUnit(request, "usr", { executable: options.executable, attachUnit, hash: wiring.usrhash }));
+    const usr = usrUnits(request, attachUnit, "With root=tmpfs the root is fstab-generator's empty tmpfs and the image provides /usr");
+    files.push(...usr.files);
+    links.push(...usr.links);
+  } else if (wiring) {
     const sourceUnit = attachUnit ?? pullUnit;
-    const bind = request.root.kind === "bind";
+    const bind = wiring.kind === "bind";
+    const ddi = isDdiWiring(wiring) && attachUnit !== undefined;
+    const verityRoot = verityUnitName("root");
+    // A verity failure must stop the mount, not race it; a skipped condition (no verity) satisfies Requires=.
+    const verityDeps = ddi ? `Requires=${verityRoot}\nAfter=${verityRoot}` : "";
     // A tar root is a folder on /run (nosuid,nodev): as a root it must allow what a disk allows.
-    const rootFlags = `${request.readOnly ? "ro" : "rw"}${bind ? ",dev,suid,exec" : ""}`;
+    const rootFlags = `${rootReadOnly(request) ? "ro" : "rw"}${bind ? ",dev,suid,exec" : ""}`;
     files.push({
       dir: "early",
       name: "sysroot.mount",
       text: fillTemplate(sysrootTemplate, {
         ...common(request),
+        NOTE: ddi ? sysrootVerityNote(wiring) : "",
         SOURCE_UNIT: sourceUnit,
+        VERITY: verityDeps,
         WHAT: bind ? escapeSpecifiers(localPath(request)) : ROOT_LINK,
         OPTIONS: `${bind ? "bind," : ""}${rootFlags}`,
       }),
@@ -168,14 +216,39 @@ function renderRequest(request: ImportRequest, options: RenderOptions, files: Un
     files.push({
       dir: "early",
       name: "initrd-root-device.target.d/50-root-device.conf",
-      text: fillTemplate(rootDeviceTemplate, { ...common(request), SOURCE_UNIT: sourceUnit }),
+      text: fillTemplate(rootDeviceTemplate, {
+        ...common(request),
+        MADE_BY: ddi ? `${sourceUnit},\n# and by ${verityRoot} when the image has a verity partition for it` : sourceUnit,
+        SOURCE_UNIT: sourceUnit,
+        VERITY: verityDeps,
+      }),
     });
     links.push({ dir: "early", target: "initrd-root-fs.target", kind: "requires", unit: "sysroot.mount" });
+    if (ddi) {
+      files.push(verityUnit(request, "root", { executable: options.executable, attachUnit, hash: wiring.roothash }));
+      files.push(verityUnit(request, "usr", { executable: options.executable, attachUnit, hash: wiring.usrhash }));
+      const usr = usrUnits(request, attachUnit, wiring.usrhash ? "usrhash= says the image has a /usr partition" : undefined);
+      files.push(...usr.files);
+      links.push(...usr.links);
+    }
   } else {
     const target = options.inInitrd ? "initrd.target" : "multi-user.target";
     links.push({ dir: "normal", target, kind: "wants", unit: pullUnit });
     if (attachUnit) links.push({ dir: "normal", target, kind: "wants", unit: attachUnit });
   }
+}
+
+/** What sysroot.mount's comment adds for a DDI: where its device comes from with dm-verity. */
+function sysrootVerityNote(wiring: RootWiring): string {
+  const pinned = isDdiWiring(wiring) && wiring.roothash !== undefined;
+  const device = `/dev/mapper/${verityDeviceName("root")}`;
+  return pinned
+    ? `# roothash= asks for dm-verity: ${ROOT_LINK} is ${device}, made by\n# ${verityUnitName("root")}, and read-only, so the root is mounted read-only.`
+    : [
+        `# With a verity partition for the root partition, ${ROOT_LINK} is ${device},`,
+        `# made by ${verityUnitName("root")}: a verity device is read-only, and mount(8), not`,
+        `# given -w, then mounts it read-only.`,
+      ].join("\n");
 }
 
 function verifyDescription(request: ImportRequest): string {

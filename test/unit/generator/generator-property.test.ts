@@ -40,7 +40,10 @@ const entry = fc
 const actionArgument = fc
   .tuple(fc.constantFrom("rd.systemd.import.success_action", "rd.systemd.import.failure_action", "systemd.pull.failure_action", "systemd.import.success_action"), action)
   .map(([key, value]) => `"${key}=${value}"`);
-const rootArgument = fc.constantFrom("root=gpt-auto", "root=bind:/run/machines/root", "root=/dev/disk/by-loop-ref/image.raw-part2", "root=/dev/disk/by-loop-ref/rootdisk.raw", "root=/dev/vda1");
+const rootArgument = fc.constantFrom(
+  "root=gpt-auto", "root=bind:/run/machines/root", "root=/dev/disk/by-loop-ref/image.raw-part2", "root=/dev/disk/by-loop-ref/rootdisk.raw", "root=/dev/vda1", "root=tmpfs",
+  `roothash=${"ab".repeat(32)}`, `usrhash=${"CD".repeat(48)}`, "roothash=abc", "usrhash", "roothash=", `"usrhash=${"ab".repeat(32)}\nExecStartPre=/bin/evil"`,
+);
 const cmdline = fc
   .array(fc.oneof({ weight: 4, arbitrary: entry }, actionArgument, rootArgument, pieces, fc.string({ maxLength: 12 })), { maxLength: 12 })
   .map((parts) => parts.join(" "));
@@ -112,6 +115,10 @@ test("random command lines, credentials and config files: well-formed units, no 
       }
       for (const link of units.links) assert.ok(Buffer.byteLength(link.unit) <= 255, `link name over 255 bytes: ${link.unit}`);
       assert.ok(plan.requests.filter((r) => r.root).length <= 1);
+      // root=tmpfs leaves the root to systemd: nothing of netimport's may wait for or mount it.
+      if (plan.requests.some((r) => r.root?.kind === "usr")) {
+        assert.ok(!units.files.some((f) => f.name === "sysroot.mount" || f.name.startsWith("initrd-root-device")), "a /usr-only image wired a root");
+      }
       if (plan.requests.length > good.locals.length) withRequests++;
       if (plan.requests.some((r) => r.root)) withRoot++;
     }),

@@ -158,3 +158,72 @@ test("two entries for the same target: the second is refused", () => {
   assert.deepEqual(p.requests.map((r) => `${r.class}/${r.remote}`), ["machine/http://h/a.raw", "sysext/http://h/a.raw"]);
   assert.match(messages(p, "err"), /\/run\/machines\/a\.raw is already the target of rd\.systemd\.import= \(http:\/\/h\/a\.raw\)/);
 });
+
+const HASH = "e2a1b3c4d5e6f708192a3b4c5d6e7f80".repeat(2);
+
+test("root=tmpfs with a raw root image: the image provides /usr only", () => {
+  const p = plan("rd.systemd.import=raw,root::http://h/usr.raw.xz root=tmpfs");
+  assert.deepEqual(p.requests[0]!.root, { kind: "usr" });
+  assert.match(messages(p, "info"), /root=tmpfs: the root file system is an empty tmpfs, and 'usr' from http:\/\/h\/usr\.raw\.xz provides \/usr\./);
+  assert.doesNotMatch(messages(p), /takes precedence/);
+  // Not netimport's to wire without a root image: systemd's fstab-generator mounts the tmpfs.
+  const alone = plan("rd.systemd.import=::http://h/a.raw root=tmpfs");
+  assert.equal(alone.requests[0]!.root, undefined);
+  assert.deepEqual(alone.log.filter((l) => l.level !== "info"), []);
+});
+
+test("root=tmpfs with a tar root image: not the root, still downloaded, with the reason", () => {
+  const p = plan("rd.systemd.import=tar,root::http://h/root.tar.zst root=tmpfs");
+  assert.equal(p.requests.length, 1);
+  assert.equal(p.requests[0]!.root, undefined);
+  assert.match(messages(p, "err"), /root=tmpfs asks for an image that provides \/usr only, which only a raw image's \/usr partition can; 'root' is a tar image/);
+  // The one root is chosen first: a second, raw root image does not slip in when the first is refused.
+  const two = plan("rd.systemd.import=tar,root::http://h/root.tar rd.systemd.import=raw,root::http://h/usr.raw root=tmpfs");
+  assert.deepEqual(two.requests.map((r) => r.root), [undefined, undefined]);
+});
+
+test("roothash= and usrhash= pin the dm-verity hashes of a DDI root, in lower case, for both ways to name it", () => {
+  const p = plan(`rd.systemd.import=raw,root::http://h/root.raw roothash=${HASH.toUpperCase()} usrhash=${"ab".repeat(48)}`);
+  assert.deepEqual(p.requests[0]!.root, { kind: "attach", partition: "root", roothash: HASH, usrhash: "ab".repeat(48) });
+  const boot = { url: "http://example.com/image.efi", source: "StubDeviceURL" };
+  const gptAuto = plan(`rd.systemd.pull=raw,machine,verify=no,blockdev,bootorigin:rootdisk:image.raw.xz root=gpt-auto roothash=${HASH}`, { boot });
+  assert.deepEqual(gptAuto.requests[0]!.root, { kind: "attach", partition: "root", roothash: HASH });
+  const usr = plan(`rd.systemd.import=raw,root::http://h/usr.raw root=tmpfs usrhash=${HASH}`);
+  assert.deepEqual(usr.requests[0]!.root, { kind: "usr", usrhash: HASH });
+});
+
+test("the hashes are read as systemd reads them: rd. or not, the last wins, empty resets, bare is reported", () => {
+  assert.deepEqual(plan(`rd.systemd.import=raw,root::http://h/r.raw rd.roothash=${HASH}`).requests[0]!.root, { kind: "attach", partition: "root", roothash: HASH });
+  assert.deepEqual(plan(`rd.systemd.import=raw,root::http://h/r.raw roothash=${"00".repeat(32)} roothash=${HASH}`).requests[0]!.root, { kind: "attach", partition: "root", roothash: HASH });
+  assert.deepEqual(plan(`rd.systemd.import=raw,root::http://h/r.raw roothash=${HASH} roothash=`).requests[0]!.root, { kind: "attach", partition: "root" });
+  const bare = plan("rd.systemd.import=raw,root::http://h/r.raw usrhash");
+  assert.deepEqual(bare.requests[0]!.root, { kind: "attach", partition: "root" });
+  assert.match(messages(bare, "warning"), /Missing argument for usrhash= kernel command line switch, ignoring\./);
+  // On the host there is no root to verify: nothing to say.
+  assert.deepEqual(plan(`systemd.import=::http://h/a.raw roothash=${HASH}`, { inInitrd: false }).log.filter((l) => l.level !== "info"), []);
+});
+
+test("a root hash systemd would refuse: reported with the rule, and the image is not mounted unverified", () => {
+  for (const bad of ["abc", "ab".repeat(31), `${"ab".repeat(32)}a`, "ab".repeat(65), `${"g".repeat(64)}`]) {
+    const p = plan(`rd.systemd.import=raw,root::http://h/root.raw rd.systemd.import=sysext::http://h/tools.raw roothash=${bad}`);
+    assert.deepEqual(p.requests.map((r) => r.local), ["root", "tools"], bad);
+    assert.equal(p.requests[0]!.root, undefined, bad);
+    assert.equal(messages(p, "err"), `Invalid value for roothash= kernel command line switch: ${bad} (expected an even number of 64 to 128 hexadecimal digits, the SHA-256 to SHA-512 root hash of a dm-verity tree); downloading 'root' without making it the root file system, which it would be without the verification asked for.`);
+  }
+  const usr = plan("rd.systemd.import=raw,root::http://h/usr.raw root=tmpfs usrhash=nothex");
+  assert.equal(usr.requests[0]!.root, undefined);
+  assert.match(messages(usr, "err"), /Invalid value for usrhash= kernel command line switch: nothex/);
+});
+
+test("a hash for a root netimport does not attach as a DDI is left alone, with a notice", () => {
+  const loopRef = plan(`rd.systemd.pull=raw,machine,verify=no,blockdev:image:https://example.com/image.raw.xz root=/dev/disk/by-loop-ref/image.raw-part2 roothash=${HASH}`);
+  assert.deepEqual(loopRef.requests[0]!.root, { kind: "attach", partition: 2 });
+  assert.match(messages(loopRef, "notice"), /roothash= is on the command line, but netimport sets up no dm-verity for 'image' from it: it is attached as one partition or the whole image/);
+  const tar = plan("rd.systemd.import=tar,root::http://h/r.tar roothash=bogus");
+  assert.deepEqual(tar.requests[0]!.root, { kind: "bind" });
+  assert.match(messages(tar, "notice"), /it is a tar image/);
+  assert.equal(messages(tar, "err"), "");
+  const usr = plan(`rd.systemd.import=raw,root::http://h/usr.raw root=tmpfs roothash=${HASH}`);
+  assert.deepEqual(usr.requests[0]!.root, { kind: "usr" });
+  assert.match(messages(usr, "notice"), /with root=tmpfs it provides \/usr only/);
+});

@@ -1,5 +1,7 @@
 // Command lines shared by the golden, systemd-analyze and CLI tests.
 export const SHA = "5d41402abc4b2a76b9719d911017c592".repeat(2);
+/** A dm-verity root hash: data partition UUID bits first, verity partition UUID bits last. */
+export const ROOT_HASH = "e2a1b3c4d5e6f708192a3b4c5d6e7f80" + "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
 export interface Scenario {
   name: string;
@@ -40,6 +42,19 @@ export const SCENARIOS: Scenario[] = [
     cmdline: "rd.systemd.pull=tar,machine,verify=no,bootorigin:root:image.tar.xz root=bind:/run/machines/root",
     inInitrd: true,
     boot: "http://example.com/image.efi",
+  },
+  {
+    // A DDI (GPT with root and maybe /usr partitions, their -verity and -verity-sig partitions), its root
+    // hash pinned: dm-verity for root always, for /usr when the image has one.
+    name: "ddi-root-roothash",
+    cmdline: `rd.systemd.import=raw,root::http://10.0.2.2:8080/root.raw.xz roothash=${ROOT_HASH}`,
+    inInitrd: true,
+  },
+  {
+    // A /usr-only image: systemd's fstab-generator mounts the tmpfs root, netimport only /usr.
+    name: "usr-only-tmpfs",
+    cmdline: "rd.systemd.import=raw,root::http://10.0.2.2:8080/usr.raw.xz root=tmpfs",
+    inInitrd: true,
   },
   {
     name: "host-provisioning",
