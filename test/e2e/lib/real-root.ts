@@ -33,7 +33,7 @@ say "ACL $(getfacl --omit-header --absolute-names /etc/e2e-acl | grep '^user:nob
 say "XATTR $(getfattr --only-values -n user.e2e /etc/e2e-xattr)"
 # What the pull left on the image in the initrd's /run (moved into this system's /run at switch-root).
 image=$(ls -d /run/machines/* | head -n 1)
-say "SOURCE-URL $(getfattr --only-values -n user.source_url "$image" 2>&1)"
+say "SOURCE-URL $(getfattr --absolute-names --only-values -n user.source_url "$image" 2>&1)"
 say "POWEROFF uptime=$(up)"
 systemctl poweroff
 `;
