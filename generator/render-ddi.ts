@@ -67,6 +67,17 @@ export function verityUnit(request: ImportRequest, part: VerityPart, options: Ve
 }
 
 /**
+ * Masks systemd's own `systemd-veritysetup@root.service` (or @usr): for roothash=/usrhash=, systemd's
+ * veritysetup-generator (in initrds that carry it, mkosi's among them) writes a unit that waits for
+ * the partitions under /dev/disk/by-partuuid/, which loop devices over single partitions never get:
+ * sysinit.target would wait 90 s for it and the unit would fail. netimport's verity unit does that
+ * job. The mask goes to the early folder, which comes before the normal folder the generator writes to.
+ */
+export function veritysetupMask(part: VerityPart): UnitFile {
+  return { dir: "early", name: `systemd-veritysetup@${part}.service`, text: "", symlink: "/dev/null" };
+}
+
+/**
  * /usr from the image, as systemd's fstab-generator mounts it in the initrd: the partition at
  * /sysusr/usr (for initrd-usr-fs.target), bind-mounted to /sysroot/usr (for initrd-fs.target). In the
  * early folder, under the names fstab-generator uses, so that ours replace the ones it writes for

@@ -7,7 +7,7 @@ import sysrootTemplate from "../units-templates/sysroot.mount.in";
 import { isNewerThanSystemd252 } from "./emergency-action.ts";
 import { isDdiWiring, localPath, type Actions, type DownloadSettings, type ImportRequest, type RootWiring } from "./import-request.ts";
 import { pullArguments } from "./pull-arguments.ts";
-import { usrUnits, verityUnit } from "./render-ddi.ts";
+import { usrUnits, verityUnit, veritysetupMask } from "./render-ddi.ts";
 import { common, EMERGENCY, execLine } from "./render-parts.ts";
 import { attachPlan, attachUnitName, pullUnitName, ROOT_LINK, USR_LINK, verityDeviceName, verityUnitName, type AttachPlan } from "./unit-names.ts";
 import { escapeSpecifiers, fillTemplate } from "./unit-text.ts";
@@ -19,6 +19,8 @@ export interface UnitFile {
   /** A unit name, or a drop-in path such as `initrd-root-device.target.d/50-root-device.conf`. */
   name: string;
   text: string;
+  /** Instead of a file, a symlink to this path: `/dev/null` masks the unit (text is then empty). */
+  symlink?: string;
 }
 
 /** `<dir>/<target>.<kind>/<unit>` → `../<unit>`, as systemd's generator_add_symlink() makes. */
@@ -181,6 +183,7 @@ function renderRequest(request: ImportRequest, options: RenderOptions, files: Un
   if (wiring?.kind === "usr" && attachUnit) {
     // root=tmpfs: systemd's fstab-generator mounts the root; netimport only adds /usr.
     files.push(verityUnit(request, "usr", { executable: options.executable, attachUnit, hash: wiring.usrhash }));
+    if (wiring.usrhash) files.push(veritysetupMask("usr"));
     const usr = usrUnits(request, attachUnit, "With root=tmpfs the root is fstab-generator's empty tmpfs and the image provides /usr");
     files.push(...usr.files);
     links.push(...usr.links);
@@ -227,6 +230,8 @@ function renderRequest(request: ImportRequest, options: RenderOptions, files: Un
     if (ddi) {
       files.push(verityUnit(request, "root", { executable: options.executable, attachUnit, hash: wiring.roothash }));
       files.push(verityUnit(request, "usr", { executable: options.executable, attachUnit, hash: wiring.usrhash }));
+      if (wiring.roothash) files.push(veritysetupMask("root"));
+      if (wiring.usrhash) files.push(veritysetupMask("usr"));
       const usr = usrUnits(request, attachUnit, wiring.usrhash ? "usrhash= says the image has a /usr partition" : undefined);
       files.push(...usr.files);
       links.push(...usr.links);

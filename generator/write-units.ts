@@ -31,7 +31,8 @@ export function writeUnits(units: RenderedUnits, dirs: GeneratorDirs): LogLine[]
       const path = join(dirs[dir], file.name);
       try {
         ensureDir(dirname(path));
-        writeFileSync(path, file.text.endsWith("\n") ? file.text : `${file.text}\n`, { flag: "wx" });
+        if (file.symlink !== undefined) symlinkSync(file.symlink, path);
+        else writeFileSync(path, file.text.endsWith("\n") ? file.text : `${file.text}\n`, { flag: "wx" });
       } catch (error) {
         failed.add(file.name);
         failures.push({ level: "err", message: `Failed to write ${path}: ${(error as Error).message}` });

@@ -9,7 +9,7 @@ import { quoteExecArgument, escapeUnitNamePart, fillTemplate } from "../../../ge
 import { SCENARIOS } from "./scenarios.ts";
 
 function show(units: RenderedUnits): string {
-  const parts = units.files.map((f) => `=== ${f.dir}/${f.name}\n${f.text}\n`);
+  const parts = units.files.map((f) => (f.symlink === undefined ? `=== ${f.dir}/${f.name}\n${f.text}\n` : `=== ${f.dir}/${f.name} -> ${f.symlink}\n`));
   parts.push(...units.links.map((l) => `=== ${l.dir}/${l.target}.${l.kind}/${l.unit} -> ../${l.unit}\n`));
   return parts.join("");
 }

@@ -29,7 +29,8 @@ for (const scenario of SCENARIOS) {
 
     const units = dirs.flatMap((dir) => {
       try {
-        return readdirSync(dir).filter((n) => /\.(service|mount)$/.test(n)).map((n) => join(dir, n));
+        // Masks (symlinks to /dev/null) are not units to verify.
+        return readdirSync(dir, { withFileTypes: true }).filter((e) => e.isFile() && /\.(service|mount)$/.test(e.name)).map((e) => join(dir, e.name));
       } catch {
         return [];
       }

@@ -38,6 +38,12 @@ test("regression: a unit that cannot be written is reported, and everything else
   assert.ok(existsSync(join(d.early, "initrd-root-device.target.d/50-root-device.conf")));
 });
 
+test("a masked unit is a symlink to /dev/null", () => {
+  const d = dirs();
+  assert.deepEqual(writeUnits({ files: [{ dir: "early", name: "systemd-veritysetup@root.service", text: "", symlink: "/dev/null" }], links: [] }, d), []);
+  assert.equal(readlinkSync(join(d.early, "systemd-veritysetup@root.service")), "/dev/null");
+});
+
 test("the early folder is written first, and an existing file is never overwritten", () => {
   const d = dirs();
   mkdirSync(join(d.normal, "taken.service"), { recursive: true });
