@@ -11,7 +11,9 @@ const USAGE = `Usage:
   netimport pull [--type=raw|tar] [--verify=no|checksum|signature|sha256:HEX] [--keyring=FILE]
                  [--mirror=URL]... [--ca-file=FILE] [--idle-timeout=SEC] [--retries=N] [--retry-delay=SEC]
                  [--proxy=URL] [--no-proxy=HOSTS] [--progress-interval=SEC] [--ro] URL DEST
-  netimport attach IMAGE [--link=PATH] [--partition=root|whole|N] [--rw]
+  netimport attach IMAGE [--partition=root|usr|whole|N] [--link=PATH] [--usr-link=PATH]
+                   [--roothash=HEX] [--usrhash=HEX] [--rw]
+  netimport verity NAME --data=PATH --hash=PATH [--roothash=HEX] [--signature=FILE] --link=PATH
   netimport boot-url
   netimport --help | --version
 `;
@@ -43,6 +45,10 @@ export async function main(argv: string[]): Promise<number> {
     case "attach": {
       const { runAttach } = await import("./attach-command.ts");
       return runAttach(rest);
+    }
+    case "verity": {
+      const { runVerity } = await import("./verity-command.ts");
+      return runVerity(rest);
     }
     case "boot-url": {
       const { runBootUrl } = await import("../generator/boot-url-command.ts");
