@@ -36,7 +36,7 @@ export interface Attachment {
   image: string;
   device: string;
   readOnly: boolean;
-  /** Why the device is read-only although read-write was asked for ("verity", "GPT read-only flag"). */
+  /** Why the device is read-only whatever was asked for ("verity", "GPT read-only flag"). */
   readOnlyReason?: string;
   /** The partition attached, or undefined for the whole image. */
   partition?: Partition;
@@ -229,8 +229,7 @@ async function attachPairing(ctx: Context, pairing: Pairing, link: string | unde
   }
   // dm-verity devices are read-only, and so is what lies under them, whatever --rw asked for.
   await attachLoop(ctx, {
-    partition: pairing.data, role: "data", notes: pairing.notes, readOnly: true,
-    ...(ctx.readOnly ? {} : { readOnlyReason: "verity" }),
+    partition: pairing.data, role: "data", notes: pairing.notes, readOnly: true, readOnlyReason: "verity",
     ...(link ? { link: `${link}.data` } : {}),
   });
   await attachLoop(ctx, { partition: pairing.verity, role: "hash", readOnly: true, ...(link ? { link: `${link}.hash` } : {}) });
@@ -256,7 +255,7 @@ function checkOptions(selector: PartitionSelector, options: AttachOptions): void
     throw new Error(`${options.usrLink !== undefined ? "--usr-link" : "--roothash"} goes with --partition=root only`);
   }
   if (options.usrHash !== undefined && selector !== "usr" && !(selector === "root" && options.usrLink !== undefined)) {
-    throw new Error("--usrhash goes with --partition=usr, or --partition=root with --usr-link");
+    throw new Error("--usrhash goes with --partition=usr, or with --usr-link");
   }
 }
 

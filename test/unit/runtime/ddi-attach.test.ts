@@ -91,7 +91,7 @@ describe("netimport attach: DDIs", x64, () => {
     const { code, stdout } = await cli([path, "--partition=usr", `--link=${link}`]);
     assert.equal(code, 0);
     const lines = stdout.trim().split("\n");
-    assert.match(lines[0]!, new RegExp(`^Attached usr partition 1 "usr-x86-64" \\(ext4\\) of .* at /dev/loop\\d+ \\(read-only\\), data linked at ${link}\\.data$`));
+    assert.match(lines[0]!, new RegExp(`^Attached usr partition 1 "usr-x86-64" \\(ext4\\) of .* at /dev/loop\\d+ \\(read-only: verity\\), data linked at ${link}\\.data$`));
     assert.match(lines[1]!, /^Attached usr-verity partition 2 .* hash tree linked at .*usr\.hash$/);
     assert.match(lines[2]!, /^Copied usr-verity-sig partition 3 /);
     assert.equal(loopsOf(path).length, 2);
@@ -114,7 +114,7 @@ describe("netimport attach: DDIs", x64, () => {
     assert.equal(code, 0);
     const lines = stdout.trim().split("\n");
     assert.equal(lines.length, 5);
-    assert.match(lines[3]!, new RegExp(`^Attached usr partition 4 "usr-x86-64" \\(squashfs\\) of .* \\(read-only\\), data linked at ${usrLink}\\.data$`));
+    assert.match(lines[3]!, new RegExp(`^Attached usr partition 4 "usr-x86-64" \\(squashfs\\) of .* \\(read-only: verity\\), data linked at ${usrLink}\\.data$`));
     assert.match(lines[4]!, new RegExp(`hash tree linked at ${usrLink}\\.hash$`));
     assert.equal(Number(sysLoop(readlinkSync(`${usrLink}.data`), "offset")), parts[3]!.offset);
     assert.equal(existsSync(`${usrLink}.verity-sig`), false, "/usr is not signed");

@@ -4,7 +4,7 @@
 // dmsetup still runs. Every dm and loop device is removed in after(), even when a test fails.
 import assert from "node:assert/strict";
 import { execFile, execFileSync, spawnSync } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readlinkSync, readSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -81,6 +81,8 @@ function readDevice(path: string, length: number, offset = 0): Buffer {
 /** Checks that a failed verity step left nothing: no device NAME, no LINK, only the attach's two loops. */
 function assertNothingLeft(name: string, link: string, imagePath: string): void {
   assert.equal(existsSync(`/dev/mapper/${name}`), false);
+  const dmNames = readdirSync("/sys/block").filter((d) => d.startsWith("dm-")).map((d) => readFileSync(`/sys/block/${d}/dm/name`, "utf8").trim());
+  assert.ok(!dmNames.includes(name), `no ${name} in /sys/block`);
   assert.doesNotMatch(dmList(), new RegExp(name));
   assert.equal(existsSync(link), false);
   assert.equal(loopsOf(imagePath).length, 2, "only the data and hash loop devices of the attach");
