@@ -107,13 +107,13 @@ export async function setUpVerity(args: VerityArgs): Promise<VeritySetup> {
   const dataDevice = await blockDevice(args.data, "data device");
   const hashDevice = await blockDevice(args.hash, "hash device");
   const superblock = await readSuperblock(hashDevice, args.hash);
-  const rootHash = await resolveRootHash({
+  const decided = await resolveRootHash({
     dataName: args.data,
     ...(args.rootHash !== undefined ? { given: args.rootHash } : {}),
     ...(args.signature !== undefined ? { signatureFile: args.signature } : {}),
     ...(args.certificateDirs ? { certificateDirs: args.certificateDirs } : {}),
   });
-  rootHash.rootHash = checkRootHash(rootHash.rootHash, superblock.algorithm);
+  const rootHash: RootHash = { ...decided, rootHash: checkRootHash(decided.rootHash, superblock.algorithm) };
   const covered = superblock.dataBlocks * superblock.dataBlockSize;
   const size = await deviceSize(dataDevice);
   if (size !== undefined && size < covered) {

@@ -178,8 +178,8 @@ export interface VerityDdiParts {
  * A file system with its hash tree and (with `signer`) its signed JSON, in `dir` under `name`; `kind`
  * picks the file system. The pieces are put into images with makeDdi.
  */
-export function makeVerityParts(dir: string, name: string, files: Record<string, string | Buffer>, options: { kind?: FsKind; signer?: Signer; sign?: SignOptions } = {}): VerityDdiParts {
-  const tree = makeTree(join(dir, `${name}.tree`), files);
+export function makeVerityParts(dir: string, name: string, files: Record<string, string | Buffer>, options: { kind?: FsKind; signer?: Signer; sign?: SignOptions; noise?: number } = {}): VerityDdiParts {
+  const tree = makeTree(join(dir, `${name}.tree`), files, options.noise);
   const data = makeFs(join(dir, `${name}.${options.kind ?? "erofs"}`), tree, options.kind ?? "erofs");
   const hash = join(dir, `${name}.verity`);
   const rootHash = formatVerity(data, hash);

@@ -256,6 +256,18 @@ describe("netimport verity", () => {
       assertNothingLeft(name, link, path);
     });
 
+    test("a data device smaller than its hash tree covers", async () => {
+      const big = makeVerityParts(dir, "big", { "os-release": "ID=big\n" }, { noise: 2 * 1024 * 1024 });
+      const built = image("big.raw", verityPartSpecs("root", big));
+      const bigLink = await attach(built.path, "big");
+      const name = dmName("small");
+      // The hash partition (1 MiB) as the data device of a 2 MiB file system's tree.
+      const small = await run("verity", [name, `--data=${bigLink}.hash`, `--hash=${bigLink}.hash`, `--link=${bigLink}`, `--roothash=${big.rootHash}`]);
+      const covered = readFileSync(big.data).length;
+      assert.deepEqual([small.code, small.stderr], [1, `netimport verity: data device ${bigLink}.hash holds ${1024 * 1024} bytes, but its hash tree covers ${covered}\n`]);
+      assertNothingLeft(name, bigLink, built.path);
+    });
+
     test("data or hash that is no block device", async () => {
       const name = dmName("nodev");
       const missing = await run("verity", [name, `--data=${join(dir, "nope")}`, `--hash=${link}.hash`, `--link=${link}`]);
