@@ -1,13 +1,14 @@
-// A real operating system through netimport: Debian trixie with systemd as PID 1, from an ext4 `.raw.zst`
-// and from a `.tar.zst`, on systemd 257 and 252 initrds. Each boot must reach multi-user.target with
-// `systemctl is-system-running` = running, show a root that behaves like a disk (setuid, file
-// capabilities, ACLs, xattrs; no nosuid/nodev/noexec on a tar root), and power off cleanly.
+// A real operating system through netimport: Debian trixie with systemd as PID 1, from an ext4 `.raw.zst`,
+// a `.tar.zst` and two systemd DDIs (a root partition with dm-verity and a signed verity-sig partition;
+// a /usr-only image on a tmpfs root), on systemd 257 and 252 initrds. Each boot must reach
+// multi-user.target with `systemctl is-system-running` = running, show a root that behaves like a disk
+// (setuid, file capabilities, ACLs, xattrs; no nosuid/nodev/noexec on a tar root), and power off cleanly.
 import assert from "node:assert/strict";
-import { linkSync, mkdirSync, rmSync } from "node:fs";
+import { linkSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { say, fileSha256 } from "./lib/exec.ts";
-import { diagnosis, openLab, type Lab } from "./lib/lab.ts";
+import { assertFailedWithReason, diagnosis, openLab, type Lab } from "./lib/lab.ts";
 import { mib } from "./lib/initrd.ts";
 import type { BootResult } from "./lib/qemu.ts";
 import { ensureRealRoot, type RealRoot } from "./lib/real-root.ts";
@@ -23,7 +24,8 @@ before(async () => {
     rmSync(served, { force: true });
     linkSync(file, served);
   }
-  say(`real root: ${mib(root.sizes.tree)} unpacked, ${mib(root.sizes.rawZst)} as .raw.zst, ${mib(root.sizes.tarZst)} as .tar.zst`);
+  say(`real root: ${mib(root.sizes.tree)} unpacked, ${mib(root.sizes.rawZst)} as .raw.zst, ${mib(root.sizes.tarZst)} as .tar.zst, ` +
+    `DDIs ${mib(root.sizes.ddiRootZst)} (root) and ${mib(root.sizes.ddiUsrZst)} (/usr) as .raw.zst`);
 });
 after(async () => { await lab?.close(); });
 
@@ -39,11 +41,16 @@ function kernelTime(result: BootResult, text: string): number | undefined {
   return value === undefined ? undefined : Number(value);
 }
 
-function assertRealSystem(result: BootResult, tar: boolean, url: string): void {
+/** What the root and /usr must be mounted from, as `SOURCE FSTYPE` and a test of the options. */
+type Mounts = { root: RegExp; usr?: RegExp };
+
+function assertRealSystem(result: BootResult, url: string, mounts: Mounts, tar = false): void {
   const state = probe(result, "SYSTEM");
   assert.match(state, /^state=running /, `is-system-running: '${state}'; failed units: ${result.lines("NETIMPORT-E2E-FAILED-UNIT").join(", ")}\n${diagnosis(result)}`);
-  const options = probe(result, "ROOT-OPTIONS");
-  if (tar) assert.doesNotMatch(options, /(^|,)no(suid|dev|exec)(,|$)/, `a tar root must behave like a disk: / is ${options}`);
+  const root = probe(result, "ROOT");
+  assert.match(root, mounts.root, `/ is mounted from ${root}`);
+  if (mounts.usr) assert.match(probe(result, "USR"), mounts.usr, `/usr is mounted from ${probe(result, "USR")}`);
+  if (tar) assert.doesNotMatch(root, /(^|,| )no(suid|dev|exec)(,|$)/, `a tar root must behave like a disk: / is ${root}`);
   assert.match(probe(result, "SUID"), /euid=0\(root\)/, "a setuid-root program run by nobody did not get euid 0");
   assert.match(probe(result, "CAPS"), /cap_net_raw=ep/, "the file capability was lost");
   assert.match(probe(result, "ACL"), /^user:nobody:r--/, "the ACL was lost");
@@ -58,14 +65,63 @@ function assertRealSystem(result: BootResult, tar: boolean, url: string): void {
     `poweroff → power-down ${poweroff === undefined ? "?" : (down - poweroff).toFixed(1)} s`);
 }
 
+/** The served path of a real-root file, and its verify=sha256: option. */
+function served(file: string): { url: string; verify: string } {
+  const path = `real/${file}`;
+  return { url: lab.server.url(path), verify: `verify=sha256:${fileSha256(join(lab.images.dir, path))}` };
+}
+
 for (const [suite, type] of [["trixie", "raw"], ["trixie", "tar"], ["bookworm", "tar"]] as const) {
   test(`a Debian trixie root with systemd as PID 1, ${type === "raw" ? "ext4 .raw.zst" : ".tar.zst"}, reaches multi-user and powers off (${suite} initrd)`, async () => {
-    const file = type === "raw" ? "real/root.raw.zst" : "real/root.tar.zst";
-    const hash = fileSha256(join(lab.images.dir, file));
+    const image = served(type === "raw" ? "root.raw.zst" : "root.tar.zst");
     const result = await lab.bootDirect({
       name: `real-${type}-${suite}`, suite, memoryMiB: 3072, timeoutSeconds: 600,
-      cmdline: `rd.systemd.import=${type},root,rw,verify=sha256:${hash}::${lab.server.url(file)}`,
+      cmdline: `rd.systemd.import=${type},root,rw,${image.verify}::${image.url}`,
     });
-    assertRealSystem(result, type === "tar", lab.server.url(file));
+    assertRealSystem(result, image.url, { root: type === "raw" ? /^\/dev\/loop\d+ ext4 rw,/ : /^\S+ tmpfs rw,/ }, type === "tar");
   });
 }
+
+/** The certificate the DDIs are signed with, where systemd looks for it in the initrd. */
+const trusted = () => ({ "etc/verity.d/netimport-e2e-verity.crt": readFileSync(root.verityCertificate) });
+
+// A DDI root is read-only (dm-verity): systemd.volatile=state gives the booted system a writable /var.
+for (const suite of ["trixie", "bookworm"] as const) {
+  test(`a DDI (erofs root, dm-verity, signed verity-sig partition) boots through netimport (${suite} initrd)`, async () => {
+    const image = served("ddi-root.raw.zst");
+    const result = await lab.bootDirect({
+      name: `ddi-root-signed-${suite}`, suite, memoryMiB: 3072, timeoutSeconds: 600, extra: trusted(),
+      cmdline: `rd.systemd.import=raw,root,${image.verify}::${image.url} systemd.volatile=state`,
+    });
+    assertRealSystem(result, image.url, { root: /^\/dev\/mapper\/netimport-root erofs ro,/ });
+    assert.match(probe(result, "VERITY"), /netimport-root/);
+  });
+
+  test(`a /usr-only DDI (/usr, usr-verity, usr-verity-sig) boots on a tmpfs root with root=tmpfs (${suite} initrd)`, async () => {
+    const image = served("ddi-usr.raw.zst");
+    const result = await lab.bootDirect({
+      name: `ddi-usr-tmpfs-${suite}`, suite, memoryMiB: 3072, timeoutSeconds: 600, extra: trusted(),
+      cmdline: `rd.systemd.import=raw,root,${image.verify}::${image.url} root=tmpfs`,
+    });
+    assertRealSystem(result, image.url, { root: /^\S+ tmpfs rw,/, usr: /^\/dev\/mapper\/netimport-usr erofs ro,/ });
+  });
+}
+
+test("a DDI root pinned by roothash= on the kernel command line needs no certificate (trixie initrd)", async () => {
+  const image = served("ddi-root.raw.zst");
+  const result = await lab.bootDirect({
+    name: "ddi-root-roothash", suite: "trixie", memoryMiB: 3072, timeoutSeconds: 600,
+    cmdline: `rd.systemd.import=raw,root,${image.verify}::${image.url} roothash=${root.rootHashes.root} systemd.volatile=state`,
+  });
+  assertRealSystem(result, image.url, { root: /^\/dev\/mapper\/netimport-root erofs ro,/ });
+});
+
+test("a verity-sig partition that no trusted certificate verifies stops the boot with a one-line reason", async () => {
+  const image = served("ddi-root.raw.zst");
+  const result = await lab.bootDirect({
+    name: "ddi-root-untrusted", suite: "trixie", memoryMiB: 3072, timeoutSeconds: 300,
+    extra: { "etc/verity.d/someone-else.crt": readFileSync(root.otherCertificate) },
+    cmdline: `rd.systemd.import=raw,root,${image.verify}::${image.url} systemd.volatile=state`,
+  });
+  assertFailedWithReason(result, /verity.*(signature|certificate)|(signature|certificate).*verity/i);
+});
