@@ -101,7 +101,9 @@ for (const suite of ["trixie", "bookworm"] as const) {
     const image = served("ddi-usr.raw.zst");
     const result = await lab.bootDirect({
       name: `ddi-usr-tmpfs-${suite}`, suite, memoryMiB: 3072, timeoutSeconds: 600, extra: trusted(),
-      cmdline: `rd.systemd.import=raw,root,${image.verify}::${image.url} root=tmpfs`,
+      // The tests' usual init=/sbin/init is not on an empty root before switch-root makes /sbin a link
+      // into /usr, and systemctl switch-root checks that init exists first: name the one in /usr.
+      cmdline: `rd.systemd.import=raw,root,${image.verify}::${image.url} root=tmpfs init=/usr/lib/systemd/systemd`,
     });
     assertRealSystem(result, image.url, { root: /^\S+ tmpfs rw,/, usr: /^\/dev\/mapper\/netimport-usr erofs ro,/ });
   });

@@ -43,7 +43,7 @@ say "XATTR $(getfattr --only-values -n user.e2e ${testFiles}/xattr)"
 # What the pull left on the image in the initrd's /run (moved into this system's /run at switch-root).
 image=$(ls -d /run/machines/* | head -n 1)
 say "SOURCE-URL $(getfattr --absolute-names --only-values -n user.source_url "$image" 2>&1)"
-say "VERITY $(dmsetup ls 2>/dev/null | cut -f1 | tr '\\n' ' ')"
+say "VERITY $(cat /sys/block/dm-*/dm/name 2>/dev/null | tr '\\n' ' ')"
 say "POWEROFF uptime=$(up)"
 systemctl poweroff
 `;
