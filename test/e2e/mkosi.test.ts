@@ -1,15 +1,18 @@
-// The mkosi example (integrations/mkosi/) must be accepted by trixie's mkosi 25.3.
+// The mkosi examples: integrations/mkosi/ (a UKI with netimport in its initrd) must be accepted by
+// trixie's mkosi 25.3, build, and boot a downloaded root; integrations/mkosi-image/ (the OS as a signed
+// DDI, with a root partition or /usr only) must build and boot through that initrd to a running system.
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, linkSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { basename, join } from "node:path";
 import { test } from "node:test";
 import { ensureChroot, inChroot } from "./lib/chroot.ts";
 import { distTree, integrationsDir, repoRoot } from "./lib/paths.ts";
-import { say } from "./lib/exec.ts";
-import { ensureMkosiBuild } from "./lib/mkosi.ts";
+import { fileSha256, say } from "./lib/exec.ts";
+import { ensureMkosiBuild, ensureMkosiImage } from "./lib/mkosi.ts";
+import { assertRunningSystem } from "./lib/probe.ts";
 import { ensureImages, served } from "./lib/images.ts";
 import { serveFolder } from "./lib/http-server.ts";
-import { boot } from "./lib/qemu.ts";
+import { boot, type BootResult } from "./lib/qemu.ts";
 import { baseCmdline, diagnosis } from "./lib/lab.ts";
 import { concatInitrd, e2eLayer, mib } from "./lib/initrd.ts";
 import { cacheDir } from "./lib/paths.ts";
@@ -47,4 +50,39 @@ test("mkosi builds the example, and its initrd (with netimport from ExtraTrees=)
   } finally {
     await server.close();
   }
+});
+
+/**
+ * Boots the mkosi UKI's kernel and initrd (netimport from ExtraTrees=) into a DDI built by
+ * integrations/mkosi-image, with the image's signing certificate in the initrd's /etc/verity.d.
+ */
+async function bootMkosiImage(profile: "root" | "usr-only", extraCmdline: string): Promise<{ result: BootResult; url: string }> {
+  const [build, image, images] = await Promise.all([ensureMkosiBuild(), ensureMkosiImage(profile), ensureImages()]);
+  const served = `mkosi-image/${basename(image.raw)}`;
+  mkdirSync(join(images.dir, "mkosi-image"), { recursive: true });
+  rmSync(join(images.dir, served), { force: true });
+  linkSync(image.raw, join(images.dir, served));
+  const server = await serveFolder(images.dir);
+  try {
+    const url = server.url(served);
+    const work = join(cacheDir, "runs", "mkosi");
+    const layer = e2eLayer(join(work, `image-${profile}`), { "etc/verity.d/mkosi-image.crt": readFileSync(image.certificate) });
+    const initrd = concatInitrd([build.initrd, layer], join(work, `initrd-${profile}.img`));
+    const cmdline = `${baseCmdline} rd.systemd.import=raw,root,verify=sha256:${fileSha256(image.raw)}::${url} ${extraCmdline}`;
+    say(`boot mkosi-image-${profile} (mkosi initrd, ${mib(statSync(image.raw).size)} DDI): ${cmdline}`);
+    const result = await boot({ kind: "direct", kernel: build.vmlinuz, initrd, name: `mkosi-image-${profile}`, work, cmdline, memoryMiB: 3072, timeoutSeconds: 600 });
+    return { result, url };
+  } finally {
+    await server.close();
+  }
+}
+
+test("mkosi builds a signed DDI (erofs root, dm-verity, verity-sig) that boots through netimport to a running system", async () => {
+  const { result, url } = await bootMkosiImage("root", "systemd.volatile=state");
+  assertRunningSystem(result, url, { root: /^\/dev\/mapper\/netimport-root erofs ro,/ });
+});
+
+test("mkosi --profile=usr-only builds a /usr-only DDI that boots on a tmpfs root (root=tmpfs)", async () => {
+  const { result, url } = await bootMkosiImage("usr-only", "root=tmpfs init=/usr/lib/systemd/systemd");
+  assertRunningSystem(result, url, { root: /^\S+ tmpfs rw,/, usr: /^\/dev\/mapper\/netimport-usr erofs ro,/ });
 });

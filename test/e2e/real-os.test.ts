@@ -8,7 +8,8 @@ import { linkSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { say, fileSha256 } from "./lib/exec.ts";
-import { assertFailedWithReason, diagnosis, openLab, type Lab } from "./lib/lab.ts";
+import { assertFailedWithReason, openLab, type Lab } from "./lib/lab.ts";
+import { assertRunningSystem, probeValue, type Mounts } from "./lib/probe.ts";
 import { mib } from "./lib/initrd.ts";
 import type { BootResult } from "./lib/qemu.ts";
 import { ensureRealRoot, type RealRoot } from "./lib/real-root.ts";
@@ -29,40 +30,15 @@ before(async () => {
 });
 after(async () => { await lab?.close(); });
 
-/** The value after `NETIMPORT-E2E-<key> ` in the probe's report. */
-function probe(result: BootResult, key: string): string {
-  return result.lines(`NETIMPORT-E2E-${key} `)[0]?.replace(/^.*NETIMPORT-E2E-\S+ /, "").trim() ?? "";
-}
-
-/** The kernel's timestamp of a console line, in seconds. */
-function kernelTime(result: BootResult, text: string): number | undefined {
-  const line = result.lines(text).at(-1);
-  const value = line ? /^\[\s*([\d.]+)\]/.exec(line)?.[1] : undefined;
-  return value === undefined ? undefined : Number(value);
-}
-
-/** What the root and /usr must be mounted from, as `SOURCE FSTYPE` and a test of the options. */
-type Mounts = { root: RegExp; usr?: RegExp };
-
+/** A root that behaves like a disk: setuid, a file capability, an ACL and an xattr survive; a tar root has no nosuid/nodev/noexec. */
 function assertRealSystem(result: BootResult, url: string, mounts: Mounts, tar = false): void {
-  const state = probe(result, "SYSTEM");
-  assert.match(state, /^state=running /, `is-system-running: '${state}'; failed units: ${result.lines("NETIMPORT-E2E-FAILED-UNIT").join(", ")}\n${diagnosis(result)}`);
-  const root = probe(result, "ROOT");
-  assert.match(root, mounts.root, `/ is mounted from ${root}`);
-  if (mounts.usr) assert.match(probe(result, "USR"), mounts.usr, `/usr is mounted from ${probe(result, "USR")}`);
+  assertRunningSystem(result, url, mounts);
+  const root = probeValue(result, "ROOT");
   if (tar) assert.doesNotMatch(root, /(^|,| )no(suid|dev|exec)(,|$)/, `a tar root must behave like a disk: / is ${root}`);
-  assert.match(probe(result, "SUID"), /euid=0\(root\)/, "a setuid-root program run by nobody did not get euid 0");
-  assert.match(probe(result, "CAPS"), /cap_net_raw=ep/, "the file capability was lost");
-  assert.match(probe(result, "ACL"), /^user:nobody:r--/, "the ACL was lost");
-  assert.equal(probe(result, "XATTR"), "kept", "the user xattr was lost");
-  assert.equal(probe(result, "SOURCE-URL"), url, "the pull did not leave user.source_url on the image");
-  const poweroff = result.uptimeAt("NETIMPORT-E2E-POWEROFF");
-  const down = kernelTime(result, "reboot: Power down");
-  assert.ok(!result.timedOut && down !== undefined, `no power-down after systemctl poweroff\n${result.tail(30)}`);
-  const switchRoot = result.uptimeAt("NETIMPORT-E2E-MARK switch-root");
-  const running = result.uptimeAt("NETIMPORT-E2E-SYSTEM");
-  say(`${result.logPath.split("/").at(-1)}: kernel → switch-root ${switchRoot?.toFixed(1)} s, → multi-user (running) ${running?.toFixed(1)} s, ` +
-    `poweroff → power-down ${poweroff === undefined ? "?" : (down - poweroff).toFixed(1)} s`);
+  assert.match(probeValue(result, "SUID"), /euid=0\(root\)/, "a setuid-root program run by nobody did not get euid 0");
+  assert.match(probeValue(result, "CAPS"), /cap_net_raw=ep/, "the file capability was lost");
+  assert.match(probeValue(result, "ACL"), /^user:nobody:r--/, "the ACL was lost");
+  assert.equal(probeValue(result, "XATTR"), "kept", "the user xattr was lost");
 }
 
 /** The served path of a real-root file, and its verify=sha256: option. */
@@ -94,7 +70,7 @@ for (const suite of ["trixie", "bookworm"] as const) {
       cmdline: `rd.systemd.import=raw,root,${image.verify}::${image.url} systemd.volatile=state`,
     });
     assertRealSystem(result, image.url, { root: /^\/dev\/mapper\/netimport-root erofs ro,/ });
-    assert.match(probe(result, "VERITY"), /netimport-root/);
+    assert.match(probeValue(result, "VERITY"), /netimport-root/);
   });
 
   test(`a /usr-only DDI (/usr, usr-verity, usr-verity-sig) boots on a tmpfs root with root=tmpfs (${suite} initrd)`, async () => {

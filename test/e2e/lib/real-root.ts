@@ -75,16 +75,25 @@ export type RealRoot = {
   rootHashes: { root: string; usr: string };
 };
 
+/**
+ * The probe and its masks, below DIR/usr: part of the real root, and an extra tree for images built
+ * by others (mkosi), which then report the same way.
+ */
+export function writeProbe(dir: string): void {
+  const units = join(dir, "usr/lib/systemd/system");
+  mkdirSync(join(units, "multi-user.target.wants"), { recursive: true });
+  mkdirSync(join(dir, "usr/local/sbin"), { recursive: true });
+  for (const unit of masked) run("ln", ["-sf", "/dev/null", join(units, unit)]);
+  writeFileSync(join(dir, "usr/local/sbin/netimport-e2e-probe"), probe, { mode: 0o755 });
+  writeFileSync(join(units, "netimport-e2e-probe.service"), probeUnit);
+  run("ln", ["-sf", "../netimport-e2e-probe.service", join(units, "multi-user.target.wants/")]);
+}
+
 /** Lays out the trixie root tree in DIR (mmdebstrap, then the probe, the masks and the test files). */
 async function buildTree(dir: string): Promise<void> {
   await timed("mmdebstrap trixie real root", () =>
     run("mmdebstrap", ["--mode=root", "--variant=minbase", `--include=${packages.join(",")}`, "--quiet", "trixie", dir, debianMirror]));
-  const units = join(dir, "usr/lib/systemd/system");
-  for (const unit of masked) run("ln", ["-sf", "/dev/null", join(units, unit)]);
-  writeFileSync(join(dir, "usr/local/sbin/netimport-e2e-probe"), probe, { mode: 0o755 });
-  writeFileSync(join(units, "netimport-e2e-probe.service"), probeUnit);
-  mkdirSync(join(units, "multi-user.target.wants"), { recursive: true });
-  run("ln", ["-sf", "../netimport-e2e-probe.service", join(units, "multi-user.target.wants/")]);
+  writeProbe(dir);
   // A setuid-root copy of id(1): run by nobody, it reports euid=0 only where setuid works.
   run("install", ["-m", "4755", "-o", "root", "-g", "root", join(dir, "usr/bin/id"), join(dir, "usr/local/bin/e2e-suid-id")]);
   // A file capability (trixie's ping relies on ping_group_range and has none of its own).
@@ -104,7 +113,7 @@ async function buildTree(dir: string): Promise<void> {
 }
 
 /** A self-signed certificate and key (PEM) in DIR, named NAME.crt/NAME.key. */
-function certificate(dir: string, name: string): { crt: string; key: string } {
+export function certificate(dir: string, name: string): { crt: string; key: string } {
   const crt = join(dir, `${name}.crt`);
   const key = join(dir, `${name}.key`);
   run("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt, "-days", "3650", "-subj", `/CN=${name}`],
@@ -122,7 +131,7 @@ function verityDefinitions(defs: string, part: "root" | "usr"): void {
 }
 
 /** The root hash a DDI's verity-sig partition names (its JSON `rootHash`), read with sfdisk's table. */
-function signedRootHash(raw: string): string {
+export function signedRootHash(raw: string): string {
   type Table = { partitiontable: { sectorsize: number; partitions: { start: number; size: number; name: string }[] } };
   const table = (JSON.parse(run("sfdisk", ["--json", raw])) as Table).partitiontable;
   const sig = table.partitions.find((p) => p.name.endsWith("-verity-sig"));
