@@ -13,7 +13,7 @@ const common = [
 ];
 /** Packages per suite; trixie also builds the GPT image (repart), the UKIs (ukify) and runs mkosi. */
 export const chrootPackages: Record<Suite, readonly string[]> = {
-  trixie: [...common, "systemd-repart", "systemd-ukify", "systemd-boot-efi", "erofs-utils", "mkosi"],
+  trixie: [...common, "systemd-repart", "systemd-ukify", "systemd-boot-efi", "erofs-utils", "squashfs-tools", "mkosi"],
   bookworm: common,
 };
 

@@ -1,7 +1,7 @@
 // A real operating system for the boot tests: Debian trixie with systemd as PID 1 (mmdebstrap minbase),
 // served as an ext4 `.raw.zst`, as a `.tar.zst`, and as two systemd DDIs made by trixie's systemd-repart:
 // a root partition (erofs) with dm-verity and a signed verity-sig partition, and a /usr-only image
-// (/usr, usr-verity, usr-verity-sig) booted with root=tmpfs. A probe service in it reports, on the serial
+// (/usr as squashfs, usr-verity, usr-verity-sig) booted with root=tmpfs. A probe service in it reports, on the serial
 // console, what a user would check once the system is up (`systemctl is-system-running`, the root's mount
 // options, a setuid-root program run by an unprivileged user, a file capability, an ACL and an xattr,
 // what the pull left on the image), then powers the machine off, so a scenario also sees whether
@@ -125,7 +125,9 @@ export function certificate(dir: string, name: string): { crt: string; key: stri
 function verityDefinitions(defs: string, part: "root" | "usr"): void {
   mkdirSync(defs, { recursive: true });
   const copy = part === "root" ? "CopyFiles=/" : "CopyFiles=/usr:/";
-  writeFileSync(join(defs, `50-${part}.conf`), `[Partition]\nType=${part}\nFormat=erofs\n${copy}\nVerity=data\nVerityMatchKey=${part}\nMinimize=best\n`);
+  // Both read-only file systems DDIs use: erofs for the root, squashfs for /usr.
+  const format = part === "root" ? "erofs" : "squashfs";
+  writeFileSync(join(defs, `50-${part}.conf`), `[Partition]\nType=${part}\nFormat=${format}\n${copy}\nVerity=data\nVerityMatchKey=${part}\nMinimize=best\n`);
   writeFileSync(join(defs, `60-${part}-verity.conf`), `[Partition]\nType=${part}-verity\nVerity=hash\nVerityMatchKey=${part}\nMinimize=best\n`);
   writeFileSync(join(defs, `70-${part}-verity-sig.conf`), `[Partition]\nType=${part}-verity-sig\nVerity=signature\nVerityMatchKey=${part}\n`);
 }
@@ -152,7 +154,7 @@ async function buildDdis(tree: string, signer: { crt: string; key: string }, out
   const hashes = { root: "", usr: "" };
   for (const part of ["root", "usr"] as const) {
     verityDefinitions(join(work, `defs-${part}`), part);
-    await timed(`systemd-repart ${part} DDI (erofs, verity, signature)`, () => inChroot(chroot,
+    await timed(`systemd-repart ${part} DDI (verity, signature)`, () => inChroot(chroot,
       "systemd-repart --empty=create --size=auto --offline=yes --dry-run=no --no-pager --json=off " +
       `--private-key=/tmp/e2e-ddi/signer.key --certificate=/tmp/e2e-ddi/signer.crt --definitions=/tmp/e2e-ddi/defs-${part} ` +
       `--copy-source=/tmp/e2e-ddi/tree /tmp/e2e-ddi/${part}.raw`));
