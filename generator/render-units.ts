@@ -83,11 +83,21 @@ function rootReadOnly(request: ImportRequest): boolean {
   return request.readOnly || (isDdiWiring(request.root) && request.root.roothash !== undefined);
 }
 
+/**
+ * Whether an image with /usr but no root partition gets what root=tmpfs gives, an empty tmpfs at
+ * /sysroot: for every DDI root, except when roothash= says there is a root partition (then such an
+ * image is refused).
+ */
+function tmpfsRootFor(request: ImportRequest, attach: AttachPlan): boolean {
+  return attach.usrLink !== undefined && !(isDdiWiring(request.root) && request.root.roothash);
+}
+
 /** `netimport attach`'s command line. */
 function attachArguments(request: ImportRequest, attach: AttachPlan, executable: string): string[] {
   const args = [executable, "attach", localPath(request), `--partition=${attach.partition}`, `--link=${attach.link}`];
   if (attach.usrLink) args.push(`--usr-link=${attach.usrLink}`);
   const wiring = request.root;
+  if (tmpfsRootFor(request, attach)) args.push("--tmpfs-root=/sysroot");
   if (isDdiWiring(wiring) && wiring.roothash) args.push(`--roothash=${wiring.roothash}`);
   if ((isDdiWiring(wiring) || wiring?.kind === "usr") && wiring.usrhash) args.push(`--usrhash=${wiring.usrhash}`);
   // /usr alone is always read-only.
@@ -105,7 +115,7 @@ function attachedWhat(attach: AttachPlan): string {
 }
 
 /** What the attach unit's comment adds for a DDI: the /usr partition and what dm-verity changes. */
-function attachNote(attach: AttachPlan): string {
+function attachNote(attach: AttachPlan, tmpfsRoot: boolean): string {
   if (attach.partition === "usr") {
     return [
       `# With a verity partition for /usr it links nothing: ${USR_LINK}.data and .hash (and .verity-sig`,
@@ -115,6 +125,10 @@ function attachNote(attach: AttachPlan): string {
   if (attach.partition !== "root") return "";
   return [
     `# Its /usr partition, when it has one, is attached read-only and linked at ${USR_LINK}.`,
+    ...(tmpfsRoot ? [
+      `# An image with /usr but no root partition gets an empty tmpfs mounted at /sysroot as its root`,
+      `# (what root=tmpfs gives); sysroot.mount then finds /sysroot mounted and has nothing to do.`,
+    ] : []),
     `# A partition with a verity partition is not linked: ${ROOT_LINK}.data and .hash (and .verity-sig`,
     `# when signed; likewise for /usr) are left for ${verityUnitName("root")} and`,
     `# ${verityUnitName("usr")}, which make the link.`,
@@ -172,7 +186,7 @@ function renderRequest(request: ImportRequest, options: RenderOptions, files: Un
         PARTITION: attachedWhat(attach),
         MODE: attach.partition === "usr" || rootReadOnly(request) ? "read-only" : "read-write",
         LINK: escapeSpecifiers(attach.link),
-        MORE: attachNote(attach),
+        MORE: attachNote(attach, tmpfsRootFor(request, attach)),
         PULL_UNIT: pullUnit,
         DEPENDENCIES: attachDeps.join("\n"),
         EXEC: execLine(attachArguments(request, attach, options.executable)),

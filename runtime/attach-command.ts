@@ -1,15 +1,16 @@
-// netimport attach IMAGE [--partition=root|usr|whole|N] [--link=PATH] [--usr-link=PATH]
+// netimport attach IMAGE [--partition=root|usr|whole|N] [--link=PATH] [--usr-link=PATH] [--tmpfs-root=PATH]
 //                        [--roothash=HEX] [--usrhash=HEX] [--rw|--ro]
 import { attachImage, describeOutcome, type PartitionSelector } from "./loop-attach.ts";
 import { safeOutputLine } from "./output-line.ts";
 
-const USAGE = "Usage: netimport attach IMAGE [--partition=root|usr|whole|N] [--link=PATH] [--usr-link=PATH]\n" +
+const USAGE = "Usage: netimport attach IMAGE [--partition=root|usr|whole|N] [--link=PATH] [--usr-link=PATH] [--tmpfs-root=PATH]\n" +
   "                        [--roothash=HEX] [--usrhash=HEX] [--rw|--ro]\n";
 
 export interface AttachArgs {
   image: string;
   link?: string;
   usrLink?: string;
+  tmpfsRoot?: string;
   rootHash?: string;
   usrHash?: string;
   partition: PartitionSelector;
@@ -30,7 +31,7 @@ function parsePath(option: string, value: string | undefined): string {
 /** Parses the attach command line; throws a one-line reason on a bad one. */
 export function parseAttachArgs(argv: string[]): AttachArgs | "help" {
   let image: string | undefined;
-  const paths: Partial<Pick<AttachArgs, "link" | "usrLink" | "rootHash" | "usrHash">> = {};
+  const paths: Partial<Pick<AttachArgs, "link" | "usrLink" | "tmpfsRoot" | "rootHash" | "usrHash">> = {};
   let partition: PartitionSelector = "root";
   let readOnly = true;
   for (const arg of argv) {
@@ -40,6 +41,7 @@ export function parseAttachArgs(argv: string[]): AttachArgs | "help" {
     else if (key === "--ro") readOnly = true;
     else if (key === "--link") paths.link = parsePath(key, value);
     else if (key === "--usr-link") paths.usrLink = parsePath(key, value);
+    else if (key === "--tmpfs-root") paths.tmpfsRoot = parsePath(key, value);
     else if (key === "--roothash") paths.rootHash = parseHash(key, value);
     else if (key === "--usrhash") paths.usrHash = parseHash(key, value);
     else if (key === "--partition") {
@@ -52,6 +54,7 @@ export function parseAttachArgs(argv: string[]): AttachArgs | "help" {
   }
   if (image === undefined) throw new Error("missing IMAGE");
   if (partition !== "root" && paths.usrLink !== undefined) throw new Error("--usr-link goes with --partition=root only");
+  if (paths.tmpfsRoot !== undefined && paths.usrLink === undefined) throw new Error("--tmpfs-root goes with --usr-link (the /usr of an image without a root partition)");
   if (partition !== "root" && paths.rootHash !== undefined) throw new Error("--roothash goes with --partition=root only");
   if (paths.usrHash !== undefined && partition !== "usr" && paths.usrLink === undefined) {
     throw new Error("--usrhash goes with --partition=usr, or with --usr-link");

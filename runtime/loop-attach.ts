@@ -23,6 +23,12 @@ export interface AttachOptions {
   link?: string;
   /** With partition "root": also attach the image's /usr partition, if it has one, and link it here. */
   usrLink?: string;
+  /**
+   * With partition "root" and usrLink: where an image with /usr but no root partition gets its root,
+   * an empty tmpfs mounted here (what root=tmpfs gives; /sysroot in the initrd). Without it such an
+   * image is refused with a hint to boot it with root=tmpfs.
+   */
+  tmpfsRoot?: string;
   /** The root partition's verity root hash (roothash=), hex; demands verity. */
   rootHash?: string;
   /** The /usr partition's verity root hash (usrhash=), hex; demands verity. */
@@ -64,11 +70,18 @@ export interface SignatureCopy {
   path: string;
 }
 
+/** The empty tmpfs mounted as the root of a /usr-only image. */
+export interface TmpfsRoot {
+  kind: "tmpfs-root";
+  image: string;
+  path: string;
+}
+
 export interface AttachOutcome {
   attachments: Attachment[];
   signatures: SignatureCopy[];
-  /** Both, in the order they happened (the order of the output lines). */
-  steps: (Attachment | SignatureCopy)[];
+  /** All of them, in the order they happened (the order of the output lines). */
+  steps: (Attachment | SignatureCopy | TmpfsRoot)[];
 }
 
 /** Runs a tool, turning a failure into an Error carrying its stderr's first line. */
@@ -321,7 +334,14 @@ async function attachRoot(ctx: Context, table: PartitionTable | undefined, optio
   const root = pairVerityPartitions({ partitions: table.partitions, kind: "root", arch, signatures: await readSignatures(ctx, table, "root"), ...(options.rootHash ? { rootHash: options.rootHash } : {}) });
   if (!root) {
     if (partitionsOfType(table.partitions, partitionTypeFor("usr", arch)).length > 0) {
-      throw new Error(`${image} has a /usr partition but no root partition: boot it with root=tmpfs, which mounts /usr from the image on a tmpfs root, as systemd does`);
+      if (options.tmpfsRoot === undefined || options.usrLink === undefined || options.rootHash !== undefined) {
+        throw new Error(`${image} has a /usr partition but no root partition: boot it with root=tmpfs, which mounts /usr from the image on a tmpfs root, as systemd does`);
+      }
+      // A /usr-only image: its root is an empty tmpfs, as root=tmpfs makes it (fstab-generator: mode=0755).
+      await mountTmpfsRoot(ctx, options.tmpfsRoot);
+      const usr = pairVerityPartitions({ partitions: table.partitions, kind: "usr", arch, signatures: await readSignatures(ctx, table, "usr"), ...(options.usrHash ? { rootHash: options.usrHash } : {}) });
+      if (usr) await attachPairing(ctx, usr, options.usrLink);
+      return;
     }
     if (options.usrHash !== undefined) throw new Error(`--usrhash was given, but ${image} has no /usr partition for ${arch}`);
     const wholeReason = `no ${arch} root partition (${rootPartitionTypeFor(arch) ?? "unknown type"}) in its GPT`;
@@ -332,6 +352,13 @@ async function attachRoot(ctx: Context, table: PartitionTable | undefined, optio
   if (options.usrLink === undefined) return;
   const usr = pairVerityPartitions({ partitions: table.partitions, kind: "usr", arch, signatures: await readSignatures(ctx, table, "usr"), ...(options.usrHash ? { rootHash: options.usrHash } : {}) });
   if (usr) await attachPairing(ctx, usr, options.usrLink);
+}
+
+/** Mounts an empty tmpfs at PATH (undone on a later failure). */
+async function mountTmpfsRoot(ctx: Context, path: string): Promise<void> {
+  await runTool("mount", ["-t", "tmpfs", "-o", "mode=0755", "rootfs", path]);
+  ctx.undo.add(() => runTool("umount", [path]).then(() => undefined));
+  ctx.outcome.steps.push({ kind: "tmpfs-root", image: ctx.image, path });
 }
 
 function readOnlyText(a: Attachment): string {
@@ -360,5 +387,9 @@ export function describeSignatureCopy(s: SignatureCopy): string {
 
 /** The lines for everything one attach did, in the order it happened. */
 export function describeOutcome(outcome: AttachOutcome): string[] {
-  return outcome.steps.map((step) => (step.kind === "loop" ? describeAttachment(step) : describeSignatureCopy(step)));
+  return outcome.steps.map((step) => {
+    if (step.kind === "loop") return describeAttachment(step);
+    if (step.kind === "signature") return describeSignatureCopy(step);
+    return `${step.image} has /usr but no root partition: mounted an empty tmpfs at ${step.path} as its root, as root=tmpfs does`;
+  });
 }

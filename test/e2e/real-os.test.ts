@@ -73,13 +73,18 @@ for (const suite of ["trixie", "bookworm"] as const) {
     assert.match(probeValue(result, "VERITY"), /netimport-root/);
   });
 
-  test(`a /usr-only DDI (/usr as squashfs, usr-verity, usr-verity-sig) boots on a tmpfs root with root=tmpfs (${suite} initrd)`, async () => {
+}
+
+// A /usr-only DDI boots on an empty tmpfs root: asked for with root=tmpfs (systemd's way, on 257), or
+// found out by netimport attach itself when the image has no root partition (on 252).
+for (const [suite, rootTmpfs] of [["trixie", true], ["bookworm", false]] as const) {
+  test(`a /usr-only DDI (/usr as squashfs, usr-verity, usr-verity-sig) boots on a tmpfs root${rootTmpfs ? " with root=tmpfs" : ", without being told"} (${suite} initrd)`, async () => {
     const image = served("ddi-usr.raw.zst");
     const result = await lab.bootDirect({
-      name: `ddi-usr-tmpfs-${suite}`, suite, memoryMiB: 3072, timeoutSeconds: 600, extra: trusted(),
+      name: `ddi-usr-${rootTmpfs ? "root-tmpfs" : "auto"}-${suite}`, suite, memoryMiB: 3072, timeoutSeconds: 600, extra: trusted(),
       // The tests' usual init=/sbin/init is not on an empty root before switch-root makes /sbin a link
       // into /usr, and systemctl switch-root checks that init exists first: name the one in /usr.
-      cmdline: `rd.systemd.import=raw,root,${image.verify}::${image.url} root=tmpfs init=/usr/lib/systemd/systemd`,
+      cmdline: `rd.systemd.import=raw,root,${image.verify}::${image.url}${rootTmpfs ? " root=tmpfs" : ""} init=/usr/lib/systemd/systemd`,
     });
     // squashfs keeps xattrs (the file capability) but no POSIX ACLs: Linux's squashfs has no ACL support.
     assertRealSystem(result, image.url, { root: /^\S+ tmpfs rw,/, usr: /^\/dev\/mapper\/netimport-usr squashfs ro,/ }, false, false);

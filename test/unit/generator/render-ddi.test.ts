@@ -29,7 +29,7 @@ test("a DDI root: attach with the /usr link, dm-verity units that run only with 
     "normal/netimport-pull-run-machines-root.raw.service", `normal/${ATTACH}`, "early/sysroot.mount", "early/initrd-root-device.target.d/50-root-device.conf",
     "normal/netimport-verity-root.service", "normal/netimport-verity-usr.service", "early/sysusr-usr.mount", "early/sysroot-usr.mount",
   ]);
-  assert.equal(exec(unit(units, ATTACH)), "/x attach /run/machines/root.raw --partition=root --link=/run/netimport/root --usr-link=/run/netimport/usr --rw");
+  assert.equal(exec(unit(units, ATTACH)), "/x attach /run/machines/root.raw --partition=root --link=/run/netimport/root --usr-link=/run/netimport/usr --tmpfs-root=/sysroot --rw");
 
   const root = unit(units, "netimport-verity-root.service");
   assert.equal(exec(root), "/x verity netimport-root --data=/run/netimport/root.data --hash=/run/netimport/root.hash --signature=/run/netimport/root.verity-sig --link=/run/netimport/root");

@@ -98,6 +98,31 @@ describe("netimport attach: DDIs", x64, () => {
     detachAll(path);
   });
 
+  test("a /usr-only image with --tmpfs-root: an empty tmpfs becomes its root (as root=tmpfs), /usr is attached", async () => {
+    const { path } = image("usr-only-auto.raw", verityPartSpecs("usr", usrSigned));
+    const sysroot = join(dir, "usr-only-auto/sysroot");
+    mkdirSync(sysroot, { recursive: true });
+    const usrLink = join(dir, "usr-only-auto/usr");
+    try {
+      const { code, stdout, stderr } = await cli([path, "--partition=root", `--link=${join(dir, "usr-only-auto/root")}`, `--usr-link=${usrLink}`, `--tmpfs-root=${sysroot}`]);
+      assert.equal(stderr, "");
+      assert.equal(code, 0);
+      const lines = stdout.trim().split("\n");
+      assert.equal(lines[0], `${path} has /usr but no root partition: mounted an empty tmpfs at ${sysroot} as its root, as root=tmpfs does`);
+      assert.match(lines[1]!, /^Attached usr partition 1 "usr-x86-64" \(ext4\) .* data linked at .*usr\.data$/);
+      const mount = execFileSync("findmnt", ["-no", "FSTYPE,OPTIONS", sysroot], { encoding: "utf8" });
+      assert.match(mount, /^tmpfs\s+rw,.*mode=755/);
+      assert.equal(existsSync(join(dir, "usr-only-auto/root")), false, "no root device link");
+      assert.equal(loopsOf(path).length, 2);
+    } finally {
+      execFileSync("umount", [sysroot], { stdio: "ignore" });
+      detachAll(path);
+    }
+    // Not without the /usr link to give /usr to.
+    const usage = await cli([path, "--partition=root", `--tmpfs-root=${sysroot}`]);
+    assert.equal(usage.code, 2);
+  });
+
   test("--partition=usr on an image without /usr fails in one line and attaches nothing", async () => {
     const { path } = image("root-only.raw", verityPartSpecs("root", root));
     const { code, stderr } = await cli([path, "--partition=usr", `--link=${join(dir, "x/usr")}`]);
