@@ -10,8 +10,10 @@ const USAGE = `Usage:
   netimport generator NORMAL_DIR [EARLY_DIR LATE_DIR]
   netimport pull [--type=raw|tar] [--verify=no|checksum|signature|sha256:HEX] [--keyring=FILE]
                  [--mirror=URL]... [--ca-file=FILE] [--idle-timeout=SEC] [--retries=N] [--retry-delay=SEC]
-                 [--proxy=URL] [--no-proxy=HOSTS] [--progress-interval=SEC] [--ro] URL DEST
-  netimport attach IMAGE [--partition=root|usr|whole|N] [--link=PATH] [--usr-link=PATH]
+                 [--proxy=URL] [--http-proxy=URL] [--https-proxy=URL] [--no-proxy=HOSTS]
+                 [--secrets-from=FILE]... [--image-memory-max=SIZE|PERCENT%] [--progress-interval=SEC] [--ro]
+                 URL DEST
+  netimport attach IMAGE [--partition=root|usr|whole|N] [--link=PATH] [--usr-link=PATH] [--tmpfs-root=PATH]
                    [--roothash=HEX] [--usrhash=HEX] [--rw]
   netimport verity NAME --data=PATH --hash=PATH [--roothash=HEX] [--signature=FILE] --link=PATH
   netimport boot-url
