@@ -1,5 +1,5 @@
 // A real operating system through netimport: Debian trixie with systemd as PID 1, from an ext4 `.raw.zst`,
-// a `.tar.zst` and two systemd DDIs (a root partition with dm-verity and a signed verity-sig partition;
+// a `.tar.zst` and two systemd DDIs (an ext4 root partition with dm-verity and a signed verity-sig partition;
 // a /usr-only image on a tmpfs root), on systemd 257 and 252 initrds. Each boot must reach
 // multi-user.target with `systemctl is-system-running` = running, show a root that behaves like a disk
 // (setuid, file capabilities, ACLs, xattrs; no nosuid/nodev/noexec on a tar root), and power off cleanly.
@@ -63,13 +63,13 @@ const trusted = () => ({ "etc/verity.d/netimport-e2e-verity.crt": readFileSync(r
 
 // A DDI root is read-only (dm-verity): systemd.volatile=state gives the booted system a writable /var.
 for (const suite of ["trixie", "bookworm"] as const) {
-  test(`a DDI (erofs root, dm-verity, signed verity-sig partition) boots through netimport (${suite} initrd)`, async () => {
+  test(`a DDI (ext4 root, dm-verity, signed verity-sig partition) boots through netimport (${suite} initrd)`, async () => {
     const image = served("ddi-root.raw.zst");
     const result = await lab.bootDirect({
       name: `ddi-root-signed-${suite}`, suite, memoryMiB: 3072, timeoutSeconds: 600, extra: trusted(),
       cmdline: `rd.systemd.import=raw,root,${image.verify}::${image.url} systemd.volatile=state`,
     });
-    assertRealSystem(result, image.url, { root: /^\/dev\/mapper\/netimport-root erofs ro,/ });
+    assertRealSystem(result, image.url, { root: /^\/dev\/mapper\/netimport-root ext4 ro,/ });
     assert.match(probeValue(result, "VERITY"), /netimport-root/);
   });
 
@@ -97,7 +97,7 @@ test("a DDI root pinned by roothash= on the kernel command line needs no certifi
     name: "ddi-root-roothash", suite: "trixie", memoryMiB: 3072, timeoutSeconds: 600,
     cmdline: `rd.systemd.import=raw,root,${image.verify}::${image.url} roothash=${root.rootHashes.root} systemd.volatile=state`,
   });
-  assertRealSystem(result, image.url, { root: /^\/dev\/mapper\/netimport-root erofs ro,/ });
+  assertRealSystem(result, image.url, { root: /^\/dev\/mapper\/netimport-root ext4 ro,/ });
 });
 
 test("a verity-sig partition that no trusted certificate verifies stops the boot with a one-line reason", async () => {

@@ -1,6 +1,6 @@
 // A real operating system for the boot tests: Debian trixie with systemd as PID 1 (mmdebstrap minbase),
 // served as an ext4 `.raw.zst`, as a `.tar.zst`, and as two systemd DDIs made by trixie's systemd-repart:
-// a root partition (erofs) with dm-verity and a signed verity-sig partition, and a /usr-only image
+// a root partition (ext4) with dm-verity and a signed verity-sig partition, and a /usr-only image
 // (/usr as squashfs, usr-verity, usr-verity-sig) booted with root=tmpfs. A probe service in it reports, on the serial
 // console, what a user would check once the system is up (`systemctl is-system-running`, the root's mount
 // options, a setuid-root program run by an unprivileged user, a file capability, an ACL and an xattr,
@@ -125,9 +125,10 @@ export function certificate(dir: string, name: string): { crt: string; key: stri
 function verityDefinitions(defs: string, part: "root" | "usr"): void {
   mkdirSync(defs, { recursive: true });
   const copy = part === "root" ? "CopyFiles=/" : "CopyFiles=/usr:/";
-  // Both read-only file systems DDIs use: erofs for the root, squashfs for /usr.
-  const format = part === "root" ? "erofs" : "squashfs";
-  writeFileSync(join(defs, `50-${part}.conf`), `[Partition]\nType=${part}\nFormat=${format}\n${copy}\nVerity=data\nVerityMatchKey=${part}\nMinimize=best\n`);
+  // The file systems DDIs use (the mkosi images are erofs): ext4 for the root, squashfs for /usr.
+  // ext4 is not read-only by design, so repart can only guess its minimal size.
+  const format = part === "root" ? "ext4\nMinimize=guess" : "squashfs\nMinimize=best";
+  writeFileSync(join(defs, `50-${part}.conf`), `[Partition]\nType=${part}\nFormat=${format}\n${copy}\nVerity=data\nVerityMatchKey=${part}\n`);
   writeFileSync(join(defs, `60-${part}-verity.conf`), `[Partition]\nType=${part}-verity\nVerity=hash\nVerityMatchKey=${part}\nMinimize=best\n`);
   writeFileSync(join(defs, `70-${part}-verity-sig.conf`), `[Partition]\nType=${part}-verity-sig\nVerity=signature\nVerityMatchKey=${part}\n`);
 }
