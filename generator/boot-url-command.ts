@@ -1,6 +1,6 @@
 // `netimport boot-url`: prints the UEFI HTTP boot URL and where it was found.
 import { bootUrlFromEnv } from "./generator-inputs.ts";
-import { logText } from "./generator-log.ts";
+import { logText } from "./log-line.ts";
 
 export async function runBootUrl(argv: string[]): Promise<number> {
   if (argv.length > 0) {

@@ -3,9 +3,7 @@
 // through logText() on its way out: the messages quote what the generator read, and that may hold
 // control characters and credentials.
 import { fstatSync, openSync, writeSync } from "node:fs";
-import { escapeControlCharacters } from "./control-characters.ts";
-import { LOG_PRIORITY, type LogLine } from "./log-line.ts";
-import { redactSecrets } from "./redact.ts";
+import { LOG_PRIORITY, logText, type LogLine } from "./log-line.ts";
 
 const NULL_DEVICE = { major: 1, minor: 3 };
 const KMSG_DEVICE = { major: 1, minor: 11 };
@@ -18,17 +16,6 @@ function deviceIs(rdev: number, device: { major: number; minor: number }): boole
 }
 
 export type LogSink = (line: LogLine) => void;
-
-/**
- * A message as it may be shown: control characters escaped (one message stays one line and cannot
- * drive the terminal), then credentials in URLs redacted. Escaping first also catches a URL whose
- * userinfo holds a control character, which the redaction alone would not see as one.
- *
- * @example logText("bad value https://u:p@h/\x1b[2J") // "bad value https://***@h/\\x1b[2J"
- */
-export function logText(message: string): string {
-  return redactSecrets(escapeControlCharacters(message));
-}
 
 /** Chooses where log lines go: stderr, unless it is /dev/null or closed; kmsg gets `<N>tag[pid]: ` lines. */
 export function openGeneratorLog(tag = "netimport-generator"): LogSink {

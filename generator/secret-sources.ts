@@ -1,12 +1,11 @@
 // The runtime completes each "***" URL from the `--secrets-from` files by finding, anywhere in their
 // text, the one URL with credentials that redacts to it (runtime/url-secrets.ts). It cannot tell two
 // apart: an old proxy password in a commented-out line, or two mirrors on one host with different
-// tokens, make the download fail. The generator has the same texts at hand and checks with the
-// runtime's own scan, so the problem is reported at boot, naming the files, before any download.
-import { urlsWithCredentials } from "../runtime/url-secrets.ts";
+// tokens, make the download fail. The generator has the same texts at hand and checks with the same
+// index (credentialIndex), so the problem is reported at boot, naming the files, before any download.
 import type { DownloadSettings, ImportRequest, SourcedUrl } from "./import-request.ts";
 import type { LogLine } from "./log-line.ts";
-import { redactUrl } from "./redact.ts";
+import { credentialIndex, redactUrl } from "./redact.ts";
 
 /** The URLs with credentials a request's download uses, each with the file it was set in. */
 export function secretUrls(request: ImportRequest, settings: DownloadSettings): SourcedUrl[] {
@@ -28,11 +27,7 @@ export function checkSecretSources(requests: readonly ImportRequest[], settings:
   const urlsIn = (file: string): Map<string, Set<string>> => {
     let byShown = index.get(file);
     if (!byShown) {
-      byShown = new Map();
-      for (const url of urlsWithCredentials(texts.get(file) ?? "")) {
-        const shown = redactUrl(url);
-        byShown.set(shown, (byShown.get(shown) ?? new Set()).add(url));
-      }
+      byShown = credentialIndex([texts.get(file) ?? ""]);
       index.set(file, byShown);
     }
     return byShown;

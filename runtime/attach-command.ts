@@ -1,7 +1,7 @@
 // netimport attach IMAGE [--partition=root|usr|whole|N] [--link=PATH] [--usr-link=PATH] [--tmpfs-root=PATH]
 //                        [--roothash=HEX] [--usrhash=HEX] [--rw|--ro]
 import { attachImage, describeOutcome, type PartitionSelector } from "./loop-attach.ts";
-import { safeOutputLine } from "./output-line.ts";
+import { logText } from "../generator/log-line.ts";
 
 const USAGE = "Usage: netimport attach IMAGE [--partition=root|usr|whole|N] [--link=PATH] [--usr-link=PATH] [--tmpfs-root=PATH]\n" +
   "                        [--roothash=HEX] [--usrhash=HEX] [--rw|--ro]\n";
@@ -67,7 +67,7 @@ export async function runAttach(argv: string[]): Promise<number> {
   try {
     args = parseAttachArgs(argv);
   } catch (error) {
-    process.stderr.write(`netimport attach: ${safeOutputLine((error as Error).message)}\n${USAGE}`);
+    process.stderr.write(`netimport attach: ${logText((error as Error).message)}\n${USAGE}`);
     return 2;
   }
   if (args === "help") {
@@ -77,10 +77,10 @@ export async function runAttach(argv: string[]): Promise<number> {
   try {
     const { image, ...options } = args;
     const outcome = await attachImage(image, options);
-    for (const line of describeOutcome(outcome)) process.stdout.write(`${safeOutputLine(line)}\n`);
+    for (const line of describeOutcome(outcome)) process.stdout.write(`${logText(line)}\n`);
     return 0;
   } catch (error) {
-    process.stderr.write(`netimport attach: ${safeOutputLine((error as Error).message)}\n`);
+    process.stderr.write(`netimport attach: ${logText((error as Error).message)}\n`);
     return 1;
   }
 }

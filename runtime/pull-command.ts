@@ -4,8 +4,8 @@
 // their credentials and control characters escaped.
 import { resolve } from "node:path";
 import type { ImageType } from "../generator/import-request.ts";
+import { logText } from "../generator/log-line.ts";
 import { inferImageType } from "../generator/url.ts";
-import { safeOutputLine } from "./output-line.ts";
 import { pull, type PullOptions } from "./pull.ts";
 import { parseMemoryLimit } from "./ram-space.ts";
 import { completeSecretUrls } from "./url-secrets.ts";
@@ -156,17 +156,17 @@ export async function runPull(argv: string[]): Promise<number> {
   try {
     parsed = parsePullArguments(argv);
   } catch (error) {
-    process.stderr.write(`${safeOutputLine(`netimport: pull: ${(error as Error).message}`)}\n${PULL_USAGE}`);
+    process.stderr.write(`${logText(`netimport: pull: ${(error as Error).message}`)}\n${PULL_USAGE}`);
     return 2;
   }
   let options: PullOptions;
   try {
     options = await withSecrets(parsed);
   } catch (error) {
-    process.stderr.write(`${safeOutputLine(`netimport: ${(error as Error).message}`)}\n`);
+    process.stderr.write(`${logText(`netimport: ${(error as Error).message}`)}\n`);
     return 1;
   }
-  const info = (line: string): void => void process.stdout.write(`${safeOutputLine(line)}\n`);
+  const info = (line: string): void => void process.stdout.write(`${logText(line)}\n`);
   const controller = new AbortController();
   const onSignal = (signal: NodeJS.Signals): void => controller.abort(new Error(`stopped by ${signal} before the image was complete; ${options.dest} left as it was`));
   process.on("SIGTERM", onSignal);
@@ -180,7 +180,7 @@ export async function runPull(argv: string[]): Promise<number> {
   } catch (error) {
     const message = oneLine(error);
     const named = message.includes(options.url) || message.includes(options.dest) || message.includes("://");
-    process.stderr.write(`${safeOutputLine(`netimport: ${named ? message : `pull of ${options.url} failed: ${message}`}`)}\n`);
+    process.stderr.write(`${logText(`netimport: ${named ? message : `pull of ${options.url} failed: ${message}`}`)}\n`);
     return 1;
   } finally {
     process.off("SIGTERM", onSignal);

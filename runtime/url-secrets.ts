@@ -3,28 +3,11 @@
 // import.pull credential, /proc/cmdline); here each such URL is completed from that file, so the
 // credentials reach the HTTP client without ever being on a command line, in a unit or in a log.
 import { readFile } from "node:fs/promises";
-import { redactUrl, urlUserinfo, USERINFO_PLACEHOLDER } from "../generator/redact.ts";
+import { credentialIndex, urlUserinfo, USERINFO_PLACEHOLDER } from "../generator/redact.ts";
 
 /** Whether `url` carries the "***" placeholder instead of its credentials. */
 export function hasSecretPlaceholder(url: string): boolean {
   return urlUserinfo(url) === USERINFO_PLACEHOLDER;
-}
-
-/**
- * Every URL with a user name or password in `text`, whatever the file's format: a URL starts at its
- * scheme inside a whitespace-separated word (`Mirror=https://…`, `rd.systemd.import=raw::https://…`)
- * and ends with the word; quotes around it are dropped.
- */
-export function urlsWithCredentials(text: string): string[] {
-  const found: string[] = [];
-  for (const word of text.split(/\s+/)) {
-    const start = word.search(/(?:https?|file):\/\//i);
-    if (start < 0) continue;
-    const url = word.slice(start).replace(/["']+$/, "");
-    const userinfo = urlUserinfo(url);
-    if (userinfo !== undefined && userinfo !== USERINFO_PLACEHOLDER) found.push(url);
-  }
-  return found;
 }
 
 /**
@@ -37,19 +20,15 @@ export function urlsWithCredentials(text: string): string[] {
 export async function completeSecretUrls(urls: readonly string[], files: readonly string[]): Promise<string[]> {
   if (!urls.some(hasSecretPlaceholder)) return [...urls];
   if (files.length === 0) throw new Error(`${urls.find(hasSecretPlaceholder)} stands for a URL with credentials, but no --secrets-from=FILE says where it is`);
-  const byRedacted = new Map<string, Set<string>>();
+  const texts: string[] = [];
   for (const file of files) {
-    let text: string;
     try {
-      text = await readFile(file, "utf8");
+      texts.push(await readFile(file, "utf8"));
     } catch (error) {
       throw new Error(`cannot read the credentials of the URLs from ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
     }
-    for (const url of urlsWithCredentials(text)) {
-      const key = redactUrl(url);
-      byRedacted.set(key, (byRedacted.get(key) ?? new Set()).add(url));
-    }
   }
+  const byRedacted = credentialIndex(texts);
   return urls.map((url) => {
     if (!hasSecretPlaceholder(url)) return url;
     const matches = [...(byRedacted.get(url) ?? [])];

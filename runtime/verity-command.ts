@@ -5,7 +5,7 @@
 import { open, readFile, realpath, stat } from "node:fs/promises";
 import { basename } from "node:path";
 import { linkAtomically } from "./loop-attach.ts";
-import { safeOutputLine } from "./output-line.ts";
+import { logText } from "../generator/log-line.ts";
 import { checkDeviceMapperName, createReadOnlyDevice, removeDevice } from "./verity-device.ts";
 import { resolveRootHash, type RootHash } from "./verity-root-hash.ts";
 import { parseVeritySuperblock, VERITY_SUPERBLOCK_SIZE, type VeritySuperblock } from "./verity-superblock.ts";
@@ -143,7 +143,7 @@ export async function runVerity(argv: string[]): Promise<number> {
   try {
     args = parseVerityArgs(argv);
   } catch (error) {
-    process.stderr.write(`netimport verity: ${safeOutputLine((error as Error).message)}\n${USAGE}`);
+    process.stderr.write(`netimport verity: ${logText((error as Error).message)}\n${USAGE}`);
     return 2;
   }
   if (args === "help") {
@@ -151,10 +151,10 @@ export async function runVerity(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    process.stdout.write(`${safeOutputLine(describeVerity(await setUpVerity(args)))}\n`);
+    process.stdout.write(`${logText(describeVerity(await setUpVerity(args)))}\n`);
     return 0;
   } catch (error) {
-    process.stderr.write(`netimport verity: ${safeOutputLine((error as Error).message)}\n`);
+    process.stderr.write(`netimport verity: ${logText((error as Error).message)}\n`);
     return 1;
   }
 }

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { escapeControlCharacters, hasControlCharacter } from "../../../generator/control-characters.ts";
-import { logText } from "../../../generator/generator-log.ts";
+import { logText } from "../../../generator/log-line.ts";
 
 test("control characters are escaped as cescape() names them, the rest as \\xNN bytes", () => {
   assert.equal(escapeControlCharacters("a\nb\tc\rd\x07\b\f\v"), "a\\nb\\tc\\rd\\a\\b\\f\\v");

@@ -3,8 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { completeSecretUrls, urlsWithCredentials } from "../../../runtime/url-secrets.ts";
-import { safeOutputLine } from "../../../runtime/output-line.ts";
+import { logText } from "../../../generator/log-line.ts";
+import { urlsWithCredentials } from "../../../generator/redact.ts";
+import { completeSecretUrls } from "../../../runtime/url-secrets.ts";
 
 let dir: string;
 before(() => { dir = mkdtempSync(join(tmpdir(), "netimport-secrets-")); });
@@ -42,7 +43,7 @@ describe("url secrets", () => {
   });
 
   it("output lines show no credentials and no raw control characters", () => {
-    assert.equal(safeOutputLine("HTTP 407 from http://u:p@proxy:3128/ for https://t@img/a\u001b[2J\nforged line\r"),
+    assert.equal(logText("HTTP 407 from http://u:p@proxy:3128/ for https://t@img/a\u001b[2J\nforged line\r"),
       "HTTP 407 from http://***@proxy:3128/ for https://***@img/a\\x1b[2J\\nforged line\\r");
   });
 });
