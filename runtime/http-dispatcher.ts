@@ -4,10 +4,9 @@
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { rootCertificates } from "node:tls";
-import DispatcherClass from "undici/lib/dispatcher/dispatcher.js";
 import { redactUrl } from "../generator/redact.ts";
 import type * as Undici from "undici";
-import { Agent, EnvHttpProxyAgent, type Dispatcher } from "./undici-core.ts";
+import { Agent, DispatcherBase, EnvHttpProxyAgent, type Dispatcher } from "./undici-core.ts";
 import { createServerLookup, DEFAULT_DNS_PATHS, fallbackDnsServers, type DnsPaths } from "./dns-fallback.ts";
 
 export interface DispatcherOptions {
@@ -120,7 +119,7 @@ export function readCaFile(path: string): string[] {
 }
 
 /** Sends each request to the dispatcher of its URL's scheme. */
-class SchemeRouter extends DispatcherClass {
+class SchemeRouter extends DispatcherBase {
   readonly #byScheme: Record<"http:" | "https:", Dispatcher>;
 
   constructor(byScheme: Record<"http:" | "https:", Dispatcher>) {

@@ -13,6 +13,8 @@ import EnvHttpProxyAgentModule from "undici/lib/dispatcher/env-http-proxy-agent.
 Object.assign(DispatcherModule.prototype, api);
 
 export type Dispatcher = Undici.Dispatcher;
+/** undici's Dispatcher class, to extend (it is what its agents extend). */
+export const DispatcherBase = DispatcherModule;
 export type ResponseData = Undici.Dispatcher.ResponseData;
 export const Agent = AgentModule;
 export const EnvHttpProxyAgent = EnvHttpProxyAgentModule;
