@@ -8,6 +8,7 @@ import { logText } from "../generator/log-line.ts";
 import { inferImageType } from "../generator/url.ts";
 import { pull, type PullOptions } from "./pull.ts";
 import { parseMemoryLimit } from "./ram-space.ts";
+import { commandLine, UsageError } from "./command-line.ts";
 import { completeSecretUrls } from "./url-secrets.ts";
 import { parseVerifyMode } from "./verify.ts";
 
@@ -17,13 +18,6 @@ export const PULL_USAGE = `Usage: netimport pull [--type=raw|tar] [--verify=no|c
                       [--secrets-from=FILE]... [--image-memory-max=SIZE|PERCENT%] [--progress-interval=SEC] [--ro]
                       URL DEST
 `;
-
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
 
 /** A number in [min, max]: the bounds keep timers within what setTimeout() can hold (2^31 ms). */
 function number(name: string, value: string, min: number, max: number): number {
@@ -46,6 +40,14 @@ function url(name: string, value: string): string {
 
 const DAY = 86400;
 
+const PULL_OPTIONS = {
+  type: { type: "string" }, verify: { type: "string" }, keyring: { type: "string" }, mirror: { type: "string", multiple: true },
+  "ca-file": { type: "string" }, "idle-timeout": { type: "string" }, retries: { type: "string" }, "retry-delay": { type: "string" },
+  proxy: { type: "string" }, "http-proxy": { type: "string" }, "https-proxy": { type: "string" }, "no-proxy": { type: "string" },
+  "secrets-from": { type: "string", multiple: true }, "image-memory-max": { type: "string" }, "progress-interval": { type: "string" },
+  ro: { type: "boolean" }, rw: { type: "boolean" },
+} as const;
+
 /**
  * Parses the arguments of `netimport pull` (without the `pull`) into pull options.
  *
@@ -58,28 +60,17 @@ export function parsePullArguments(argv: readonly string[]): PullOptions & { sec
   const options: Partial<PullOptions> = {};
   let type: ImageType | undefined;
   let verify = "signature"; // systemd-pull's default
-  const args = [...argv];
-  while (args.length) {
-    const arg = args.shift()!;
-    if (arg === "--") {
-      positional.push(...args.splice(0));
-      break;
-    }
-    if (!arg.startsWith("--")) {
-      positional.push(arg);
+  for (const token of commandLine(argv, PULL_OPTIONS)) {
+    if (token.kind === "positional") {
+      positional.push(token.value);
       continue;
     }
-    const eq = arg.indexOf("=");
-    const name = arg.slice(2, eq < 0 ? undefined : eq);
+    const { name } = token;
     if (name === "ro" || name === "rw") {
-      if (eq >= 0) throw new UsageError(`--${name} takes no value`);
       options.readOnly = name === "ro";
       continue;
     }
-    let value: string;
-    if (eq >= 0) value = arg.slice(eq + 1);
-    else if (args.length) value = args.shift()!;
-    else throw new UsageError(`--${name} needs a value`);
+    const value = token.value!; // a string option always has one (commandLine() refuses it without)
     switch (name) {
       case "type":
         if (value !== "raw" && value !== "tar") throw new UsageError(`invalid --type=${value} (expected raw or tar)`);
@@ -108,7 +99,7 @@ export function parsePullArguments(argv: readonly string[]): PullOptions & { sec
         }
         break;
       case "progress-interval": options.progressIntervalSeconds = number(name, value, 0, DAY); break;
-      default: throw new UsageError(`unknown option --${name}`);
+      default: throw new UsageError(`unknown option --${name}`); // in PULL_OPTIONS but not here
     }
   }
   if (positional.length !== 2) throw new UsageError(`expected URL and DEST, got ${positional.length} argument(s)`);

@@ -77,6 +77,36 @@ describe("parsePullArguments", () => {
     assert.throws(() => parsePullArguments(["--image-memory-max=lots", "http://o/x", "/d"]), /invalid --image-memory-max=lots/);
     assert.throws(() => parsePullArguments(["http://o/x", "/"]), /invalid DEST \//);
   });
+  it("reads options with util.parseArgs: both value forms, --, flags without values, last of --ro/--rw wins", () => {
+    const usage = (args: string[], message: string): void => {
+      assert.throws(() => parsePullArguments([...args, "http://o/x", "/d"]), (error: Error) => {
+        assert.equal(error.name, "UsageError");
+        assert.equal(error.message, message);
+        return true;
+      });
+    };
+    usage(["--type"], "invalid --type=http://o/x (expected raw or tar)"); // the next word is its value
+    assert.throws(() => parsePullArguments(["http://o/x", "/d", "--type"]), /^UsageError: --type needs a value$/);
+    usage(["--ro=1"], "--ro takes no value");
+    usage(["--rw="], "--rw takes no value");
+    usage(["--bogus"], "unknown option --bogus");
+    usage(["-x"], "unknown option -x");
+    usage(["--Type=raw"], "unknown option --Type");
+    // A value that starts with "-" only with "=": `--keyring --ro` no longer makes "--ro" the keyring.
+    usage(["--proxy", "-x"], '--proxy needs a value (to give "-x", write --proxy=-x)');
+    usage(["--keyring", "--ro"], '--keyring needs a value (to give "--ro", write --keyring=--ro)');
+    usage(["--proxy=-x"], "invalid --proxy=-x (not a URL)");
+    assert.equal(parsePullArguments(["--keyring=-k", "http://o/x", "/d"]).keyring, "-k");
+    assert.equal(parsePullArguments(["--keyring", "-", "http://o/x", "/d"]).keyring, "-");
+    // Values are checked in the order given.
+    usage(["--retries=-1", "--type=iso"], "invalid --retries=-1");
+    usage(["--type=iso", "--retries=-1"], "invalid --type=iso (expected raw or tar)");
+    assert.equal(parsePullArguments(["--ro", "--rw", "http://o/x", "/d"]).readOnly, false);
+    assert.equal(parsePullArguments(["--rw", "--ro", "http://o/x", "/d"]).readOnly, true);
+    assert.deepEqual(parsePullArguments(["--type", "tar", "--", "http://o/x", "-d"]).dest, resolve("-d"));
+    assert.throws(() => parsePullArguments(["--", "http://o/x", "/d", "--ro"]), /expected URL and DEST, got 3/);
+    assert.equal(parsePullArguments(["--proxy=http://p/", "--proxy=", "http://o/x", "/d"]).httpProxy, undefined);
+  });
 });
 
 describe("netimport pull (process)", () => {
@@ -133,6 +163,9 @@ describe("netimport pull (process)", () => {
     const result = await run(["pull", "--verify=maybe", `${server.url}/os.raw`, join(out, "x")]);
     assert.equal(result.code, 2);
     assert.match(result.stderr, /^netimport: pull: invalid --verify=maybe/);
+    const missing = await run(["pull", `${server.url}/os.raw`, join(out, "x"), "--retries"]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /^netimport: pull: --retries needs a value\nUsage: netimport pull /);
   });
 
   it("exits 1 with exactly one stderr line naming the URL and status", async () => {
