@@ -132,6 +132,27 @@ describe("parseAttachArgs", () => {
     assert.throws(() => parseAttachArgs(["img", `--usrhash=${hash}`]), /--usrhash goes with --partition=usr, or with --usr-link/);
     assert.throws(() => parseAttachArgs(["img", "--usr-link="]), /--usr-link needs a path/);
   });
+  test("util.parseArgs: both value forms, --, flags without values, last of --ro/--rw wins", () => {
+    assert.deepEqual(parseAttachArgs(["--link", "/run/x", "--partition", "usr", "img"]), { image: "img", partition: "usr", readOnly: true, link: "/run/x" });
+    assert.equal((parseAttachArgs(["img", "--ro", "--rw"]) as { readOnly: boolean }).readOnly, false);
+    assert.equal((parseAttachArgs(["img", "--rw", "--ro"]) as { readOnly: boolean }).readOnly, true);
+    assert.deepEqual(parseAttachArgs(["--", "-img"]), { image: "-img", partition: "root", readOnly: true });
+    assert.equal(parseAttachArgs(["-h"]), "help");
+    assert.equal(parseAttachArgs(["img", "--help"]), "help");
+    const usage = (args: string[], message: string): void => {
+      assert.throws(() => parseAttachArgs(args), (error: Error) => {
+        assert.equal(error.name, "UsageError");
+        assert.equal(error.message, message);
+        return true;
+      });
+    };
+    usage(["img", "--rw=1"], "--rw takes no value");
+    usage(["img", "--link"], "--link needs a value");
+    usage(["img", "--link", "--rw"], '--link needs a value (to give "--rw", write --link=--rw)');
+    usage(["--bogus=1", "img"], "unknown option '--bogus'");
+    usage(["-x", "img"], "unknown option '-x'");
+    usage(["img", "--partition=usr", "--usr-link=/x"], "--usr-link goes with --partition=root only");
+  });
 });
 
 describe("linkAtomically", () => {
