@@ -6,6 +6,7 @@ import { open, readFile, realpath, stat } from "node:fs/promises";
 import { basename } from "node:path";
 import { linkAtomically } from "./loop-attach.ts";
 import { logText } from "../generator/log-line.ts";
+import { commandLine, UsageError } from "./command-line.ts";
 import { checkDeviceMapperName, createReadOnlyDevice, removeDevice } from "./verity-device.ts";
 import { resolveRootHash, type RootHash } from "./verity-root-hash.ts";
 import { parseVeritySuperblock, VERITY_SUPERBLOCK_SIZE, type VeritySuperblock } from "./verity-superblock.ts";
@@ -25,31 +26,40 @@ export interface VerityArgs {
   certificateDirs?: string[];
 }
 
-/** Parses the verity command line; throws a one-line reason on a bad one. */
+const VERITY_OPTIONS = {
+  data: { type: "string" }, hash: { type: "string" }, link: { type: "string" }, roothash: { type: "string" }, signature: { type: "string" },
+  "certificates-dir": { type: "string", multiple: true }, help: { type: "boolean", short: "h" },
+} as const;
+
+/** Parses the verity command line; throws a UsageError with a one-line reason on a bad one. */
 export function parseVerityArgs(argv: string[]): VerityArgs | "help" {
   let name: string | undefined;
   const values: Partial<Record<"data" | "hash" | "link" | "rootHash" | "signature", string>> = {};
   const certificateDirs: string[] = [];
-  const keys: Record<string, keyof typeof values> = { "--data": "data", "--hash": "hash", "--link": "link", "--roothash": "rootHash", "--signature": "signature" };
-  for (const arg of argv) {
-    const [key, value] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
-    if (key === "--help" || key === "-h") return "help";
-    const field = keys[key];
-    if (field !== undefined || key === "--certificates-dir") {
-      if (!value) throw new Error(`${key} needs a value`);
-      if (field !== undefined) values[field] = value;
-      else certificateDirs.push(value);
-    } else if (arg.startsWith("-")) throw new Error(`unknown option '${arg}'`);
-    else if (name === undefined) name = arg;
-    else throw new Error(`unexpected argument '${arg}'`);
+  const keys: Record<string, keyof typeof values> = { data: "data", hash: "hash", link: "link", roothash: "rootHash", signature: "signature" };
+  for (const token of commandLine(argv, VERITY_OPTIONS, { unknownOption: (option) => `unknown option '${option}'` })) {
+    if (token.kind === "positional") {
+      if (name !== undefined) throw new UsageError(`unexpected argument '${token.value}'`);
+      name = token.value;
+      continue;
+    }
+    if (token.name === "help") return "help";
+    if (!token.value) throw new UsageError(`--${token.name} needs a value`);
+    const field = keys[token.name];
+    if (field !== undefined) values[field] = token.value;
+    else if (token.name === "certificates-dir") certificateDirs.push(token.value);
   }
-  if (name === undefined) throw new Error("missing NAME");
-  checkDeviceMapperName(name);
+  if (name === undefined) throw new UsageError("missing NAME");
+  try {
+    checkDeviceMapperName(name);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
   for (const required of ["data", "hash", "link"] as const) {
-    if (values[required] === undefined) throw new Error(`missing --${required}=PATH`);
+    if (values[required] === undefined) throw new UsageError(`missing --${required}=PATH`);
   }
   if (values.rootHash !== undefined && !/^(?:[0-9a-fA-F]{2})+$/.test(values.rootHash)) {
-    throw new Error(`--roothash takes a root hash in hexadecimal, not '${values.rootHash}'`);
+    throw new UsageError(`--roothash takes a root hash in hexadecimal, not '${values.rootHash}'`);
   }
   return {
     name, data: values.data!, hash: values.hash!, link: values.link!,

@@ -288,6 +288,25 @@ describe("netimport verity", () => {
     assert.deepEqual(parseVerityArgs(["n", "--data=/x", "--hash=/y", "--link=/z", "--signature=/s", "--roothash=AB", "--certificates-dir=/c1", "--certificates-dir=/c2"]), {
       name: "n", data: "/x", hash: "/y", link: "/z", signature: "/s", rootHash: "ab", certificateDirs: ["/c1", "/c2"],
     });
+    assert.deepEqual(parseVerityArgs(["--data", "/x", "--hash", "/y", "n", "--link", "/z", "--certificates-dir", "/c"]), {
+      name: "n", data: "/x", hash: "/y", link: "/z", certificateDirs: ["/c"],
+    });
+    assert.equal(parseVerityArgs(["-h"]), "help");
+    assert.deepEqual(parseVerityArgs(["--data=/x", "--hash=/y", "--link=/z", "--", "n"]), { name: "n", data: "/x", hash: "/y", link: "/z" });
+    const refused = (args: string[], message: string): void => {
+      assert.throws(() => parseVerityArgs(args), (error: Error) => {
+        assert.equal(error.name, "UsageError");
+        assert.equal(error.message, message);
+        return true;
+      });
+    };
+    refused(["n", "--data=/x", "--hash=/y", "--link"], "--link needs a value");
+    refused(["n", "--data=", "--hash=/y", "--link=/z"], "--data needs a value");
+    refused(["n", "--data", "--hash=/y", "--link=/z"], '--data needs a value (to give "--hash=/y", write --data=--hash=/y)');
+    refused(["n", "--help=1"], "--help takes no value");
+    refused(["n", "m", "--data=/x"], "unexpected argument 'm'");
+    refused(["a/b", "--data=/x", "--hash=/y", "--link=/z"], "'a/b' is not a device-mapper name: use up to 127 letters, digits and . _ + : @ = -");
+    refused(["--data=/x", "--hash=/y", "--link=/z", "--", "-n"], "'-n' is not a device-mapper name: use up to 127 letters, digits and . _ + : @ = -");
   });
 });
 
