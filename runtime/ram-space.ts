@@ -9,6 +9,7 @@ import { mkdir, readdir, readFile, statfs } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { promisify } from "node:util";
 import { parseMemorySize } from "../generator/memory-size.ts";
+import { formatBytes } from "./format-bytes.ts";
 
 const TMPFS_MAGIC = 0x01021994;
 const RAMFS_MAGIC = 0x858458f6;
@@ -33,18 +34,6 @@ export interface SpaceResult {
   mountedTmpfs: boolean;
   /** Bytes available for the image in destDir now. */
   available: number;
-}
-
-/** "3.1 GiB", "512 MiB", "4.0 KiB", "12 B". */
-export function formatBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${value} B` : `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
 }
 
 interface Memory { total: number; available: number }

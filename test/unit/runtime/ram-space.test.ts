@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { ensureSpace, explainWriteError, formatBytes, isNoSpaceError, parseMemoryLimit, releaseEmptyTmpfs } from "../../../runtime/ram-space.ts";
+import { ensureSpace, explainWriteError, isNoSpaceError, parseMemoryLimit, releaseEmptyTmpfs } from "../../../runtime/ram-space.ts";
 
 const MIB = 1024 * 1024;
 const exact = (bytes: number) => ({ bytes, exact: true });
@@ -36,15 +36,6 @@ after(() => {
     try { execFileSync("umount", [m.point]); } catch { /* already gone */ }
   }
   rmSync(dir, { recursive: true, force: true });
-});
-
-describe("formatBytes", () => {
-  test("picks a readable unit", () => {
-    assert.equal(formatBytes(12), "12 B");
-    assert.equal(formatBytes(4096), "4.0 KiB");
-    assert.equal(formatBytes(3.1 * 1024 * MIB), "3.1 GiB");
-    assert.equal(formatBytes(512 * MIB), "512 MiB");
-  });
 });
 
 describe("ensureSpace", () => {
