@@ -22,3 +22,11 @@ export class DecodeError extends Error {
 
 /** The detail every decoder gives for bytes after the end of the compressed data. */
 export const TRAILING_GARBAGE = "trailing garbage after the end of the compressed data";
+
+/** A decoder that could not run at all (a system binary that failed to start): not the stream's fault. */
+export class DecoderUnavailable extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "DecoderUnavailable";
+  }
+}

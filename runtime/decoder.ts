@@ -1,20 +1,22 @@
-// The decoding stage of `netimport pull`: sniffs the compression from the magic bytes and decodes
-// gzip, zstd, xz or bzip2; anything else passes through unchanged (a raw image or a plain tar).
+// The decoding stage of `netimport pull`: which implementation decodes each compression (decided once,
+// by chooseDecoder, from the compression the pull sniffed and the binaries installed), and the stage
+// that runs it. gzip, zstd, xz and bzip2; "none" passes a raw image or a plain tar through.
 //
 // Which implementation decodes, by default ("auto"), from test/bench/decoder-throughput.ts (256 MiB
 // disk-like image, 2 busy cores, MB/s of decoded output, JS vs the system's binary through this stage):
 //   gzip   Node zlib 410-728   vs gzip -dc 107-191  → zlib always
 //   zstd   Node zlib 459-614   vs zstd -dc 638-700  → the binary when present, else zlib
 //   xz     WASM       37-43    vs xz -dc    98-108  → the binary when present, else xz-decompress
-//   bzip2  seek-bzip   9-13    vs bzip2 -dc 19-29   → lbzip2 (all cores), else bzip2, else seek-bzip
+//   bzip2  JS          9-13    vs bzip2 -dc 19-29   → lbzip2 (all cores), else bzip2, else JS
 // The JS decoders are complete fallbacks: an initrd needs none of the binaries.
 import { Duplex } from "node:stream";
 import { createGunzip, createZstdDecompress } from "node:zlib";
 import xzDecompress from "xz-decompress";
 import { decodeBzip2 } from "./bzip2-decoder.ts";
-import { DecodeError, type DecodeProblem } from "./decode-error.ts";
-import { findExecutable, throughProcess } from "./native-decoder.ts";
+import { DecodeError, DecoderUnavailable, type DecodeProblem } from "./decode-error.ts";
+import { throughProcess, type ProcessDecoder } from "./native-decoder.ts";
 import { through } from "./stream-through.ts";
+import { findExecutable } from "./system-tools.ts";
 import { ZstdFrameSplitter, type FramePiece } from "./zstd-frames.ts";
 
 export type Compression = "gzip" | "zstd" | "xz" | "bzip2" | "none";
@@ -45,76 +47,20 @@ export function detectCompression(head: Uint8Array): Compression {
   return "none";
 }
 
-export interface DecoderOptions {
-  /** Called once with the detected compression and the implementation chosen. */
-  onDetect?: (compression: Compression, implementation: "zlib" | "js" | "native" | "none") => void;
-  /** "auto" (default): the system's zstd/xz/bzip2 when on PATH, else JS (gzip: always zlib). "js": never spawn. "native": binaries for all four when present. */
-  implementation?: "auto" | "js" | "native";
-}
-
 /**
- * A Duplex that takes compressed bytes and gives decoded ones.
- *
- * ```ts
- * await pipeline(response.body, createDecoder(), createSparseFileSink(tmp));
- * ```
- * A truncated or corrupt stream ends the pipeline with a DecodeError naming the format and the problem,
- * e.g. "xz stream is truncated" or "gzip stream is corrupt: incorrect header check" (bzip2 also refuses
- * trailing garbage, as gzip and zstd do). Errors from the input pass through unchanged.
+ * Who decodes: nothing ("none"), Node's zlib, our JS/WASM code, or a system binary, which for a raw
+ * image may write the image file itself (`writesFile`: its stdout is the file, see native-file-decoder.ts).
  */
-export function createDecoder(options: DecoderOptions = {}): Duplex {
-  return Duplex.from(async function* (source: AsyncIterable<Buffer>) {
-    yield* decode(source, options);
-  });
-}
+export type DecoderPlan =
+  | { kind: "none" }
+  | { kind: "zlib"; format: "gzip" | "zstd" }
+  | { kind: "js"; format: "xz" | "bzip2" }
+  | ({ kind: "process"; writesFile: boolean } & ProcessDecoder);
 
-async function* decode(source: AsyncIterable<Buffer>, options: DecoderOptions): AsyncGenerator<Buffer> {
-  const inputErrors = new WeakSet<object>();
-  const iterator = source[Symbol.asyncIterator]();
-  const next = async () => {
-    try {
-      return await iterator.next();
-    } catch (error) {
-      if (error instanceof Object) inputErrors.add(error);
-      throw error;
-    }
-  };
-  const head: Buffer[] = [];
-  let headBytes = 0;
-  let done = false;
-  while (headBytes < SNIFF_BYTES) {
-    const result = await next();
-    if (result.done) { done = true; break; }
-    head.push(result.value);
-    headBytes += result.value.length;
-  }
-  const first = Buffer.concat(head);
-  const compression = detectCompression(first);
-  async function* rest(): AsyncGenerator<Buffer> {
-    if (first.length) yield first;
-    if (done) return;
-    for (;;) {
-      const result = await next();
-      if (result.done) return;
-      yield result.value;
-    }
-  }
-  const implementation = chooseImplementation(compression, options.implementation ?? "auto");
-  options.onDetect?.(compression, implementation.kind);
-  try {
-    yield* implementation.run(rest());
-  } catch (error) {
-    if (error instanceof Object && inputErrors.has(error)) throw error;
-    throw describe(compression, error);
-  }
-}
+/** "auto": the system's zstd/xz/bzip2 when installed, else JS (gzip: always zlib); "js": never a binary; "native": binaries for all four when present. */
+export type DecoderPreference = "auto" | "js" | "native";
 
-interface Implementation {
-  kind: "zlib" | "js" | "native" | "none";
-  run(input: AsyncIterable<Buffer>): AsyncIterable<Buffer>;
-}
-
-/** The binaries that decode each format, in order of preference. */
+/** The binaries that decode each format to stdout, in order of preference. */
 const NATIVE: Record<Exclude<Compression, "none">, [string, string[]][]> = {
   gzip: [["gzip", ["-dc"]]],
   zstd: [["zstd", ["-dcq"]]],
@@ -130,43 +76,75 @@ const SPARSE_FILE_WRITERS: Partial<Record<Compression, [string, string[]]>> = {
 };
 
 /**
- * The system decoder that can write a `compression` stream straight into a sparse image file, when
- * it is installed and `preference` allows binaries (see createNativeFileDecoder).
+ * Decides who decodes a `compression` stream. `into` says where the output goes: "file" (a raw
+ * image: a binary that writes sparse files gets the file), or "stream" (tar, or any other stage).
  *
  * ```ts
- * sparseFileDecoder("zstd"); // { command: "/usr/bin/zstd", args: ["-dcq", "--sparse"] }, or undefined
+ * chooseDecoder("zstd", "file"); // { kind: "process", command: "/usr/bin/zstd", args: ["-dcq", "--sparse"], format: "zstd", writesFile: true }
+ * chooseDecoder("gzip", "file"); // { kind: "zlib", format: "gzip" }
  * ```
  */
-export function sparseFileDecoder(compression: Compression, preference: DecoderOptions["implementation"] = "auto"): { command: string; args: string[] } | undefined {
-  const writer = SPARSE_FILE_WRITERS[compression];
-  if (!writer || preference === "js") return undefined;
-  const command = findExecutable(writer[0]);
-  return command ? { command, args: writer[1] } : undefined;
-}
-
-/** Which implementation createDecoder() will use for `compression`: "native" means a separate process. */
-export function decoderKind(compression: Compression, preference: DecoderOptions["implementation"] = "auto"): Implementation["kind"] {
-  return chooseImplementation(compression, preference).kind;
-}
-
-function chooseImplementation(compression: Compression, preference: "auto" | "js" | "native"): Implementation {
-  if (compression === "none") return { kind: "none", run: (input) => input };
+export function chooseDecoder(compression: Compression, into: "file" | "stream", preference: DecoderPreference = "auto"): DecoderPlan {
+  if (compression === "none") return { kind: "none" };
   const wantNative = preference === "native" || (preference === "auto" && compression !== "gzip");
   if (wantNative) {
+    const writer = into === "file" ? SPARSE_FILE_WRITERS[compression] : undefined;
+    const writerPath = writer && findExecutable(writer[0]);
+    if (writer && writerPath) return { kind: "process", command: writerPath, args: writer[1], format: compression, writesFile: true };
     for (const [name, args] of NATIVE[compression]) {
-      const binary = findExecutable(name);
-      if (binary) return { kind: "native", run: (input) => throughProcess(input, binary, args, compression) };
+      const command = findExecutable(name);
+      if (command) return { kind: "process", command, args, format: compression, writesFile: false };
     }
   }
-  switch (compression) {
-    case "gzip":
-      return { kind: "zlib", run: (input) => through(input, createGunzip({ chunkSize: 256 * 1024 })) };
-    case "zstd":
-      return { kind: "zlib", run: decodeZstdFrames };
-    case "xz":
-      return { kind: "js", run: decodeXz };
-    case "bzip2":
-      return { kind: "js", run: decodeBzip2 };
+  return compression === "gzip" || compression === "zstd" ? { kind: "zlib", format: compression } : { kind: "js", format: compression };
+}
+
+/**
+ * The Duplex that decodes a stream as `plan` says (not for "none", nor a binary that writes the file).
+ *
+ * ```ts
+ * await pipeline(response.body, createDecoder(chooseDecoder("xz", "stream")), createTarUnpackSink(tmp));
+ * ```
+ * A truncated or corrupt stream ends the pipeline with a DecodeError naming the format and the problem,
+ * e.g. "xz stream is truncated" or "gzip stream is corrupt: incorrect header check" (bzip2 also refuses
+ * trailing garbage, as gzip and zstd do). Errors from the input pass through unchanged.
+ */
+export function createDecoder(plan: Exclude<DecoderPlan, { kind: "none" }>): Duplex {
+  if (plan.kind === "process" && plan.writesFile) throw new Error(`${plan.command} writes the image file itself: it is no stream stage`);
+  const run = implementation(plan);
+  return Duplex.from(async function* (source: AsyncIterable<Buffer>) {
+    const inputErrors = new WeakSet<object>();
+    async function* watched(): AsyncGenerator<Buffer> {
+      const iterator = source[Symbol.asyncIterator]();
+      for (;;) {
+        let result: IteratorResult<Buffer>;
+        try {
+          result = await iterator.next();
+        } catch (error) {
+          if (error instanceof Object) inputErrors.add(error);
+          throw error;
+        }
+        if (result.done) return;
+        yield result.value;
+      }
+    }
+    try {
+      yield* run(watched());
+    } catch (error) {
+      if (error instanceof Object && inputErrors.has(error)) throw error;
+      throw describe(plan.format, error);
+    }
+  });
+}
+
+function implementation(plan: Exclude<DecoderPlan, { kind: "none" }>): (input: AsyncIterable<Buffer>) => AsyncIterable<Buffer> {
+  switch (plan.kind) {
+    case "process":
+      return (input) => throughProcess(input, plan);
+    case "zlib":
+      return plan.format === "gzip" ? (input) => through(input, createGunzip({ chunkSize: 256 * 1024 })) : decodeZstdFrames;
+    case "js":
+      return plan.format === "xz" ? decodeXz : decodeBzip2;
   }
 }
 
@@ -202,12 +180,18 @@ async function* decodeZstdFrames(input: AsyncIterable<Buffer>): AsyncGenerator<B
   if (!splitter.atFrameBoundary) throw new DecodeError("zstd", "truncated");
 }
 
+/** xz through xz-decompress (xz-embedded in WASM); its failures become DecodeErrors here, where they are known. */
 async function* decodeXz(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
   const decoded = new xzDecompress.XzReadableStream(ReadableStream.from(input));
-  for await (const chunk of decoded) yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  try {
+    for await (const chunk of decoded) yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  } catch (error) {
+    throw xzError(error);
+  }
 }
 
-// xz-embedded's return codes, as xz-decompress reports them ("get_next_output failed with error code 8").
+// xz-embedded's return codes. xz-decompress reports them only in its message ("get_next_output failed
+// with error code 8"): that sentence is the library's one way of saying which.
 const XZ_ERRORS: Record<string, [DecodeProblem, string?]> = {
   "2": ["corrupt", "unsupported integrity check"],
   "3": ["corrupt", "out of memory"],
@@ -218,17 +202,19 @@ const XZ_ERRORS: Record<string, [DecodeProblem, string?]> = {
   "8": ["truncated"],
 };
 
+function xzError(error: unknown): unknown {
+  if (!(error instanceof Error) || error instanceof DecodeError) return error;
+  const code = /^get_next_output failed with error code (\d+)$/.exec(error.message)?.[1];
+  const known = code === undefined ? undefined : XZ_ERRORS[code];
+  if (!known) return error; // not the decoder's (the input's, say): passed on as it is
+  return new DecodeError("xz", known[0], known[1], { cause: error });
+}
+
 /** Turns a decoder's own error into a DecodeError, "<format> stream is corrupt: …" / "<format> stream is truncated". */
-function describe(compression: Compression, error: unknown): Error {
-  if (error instanceof DecodeError) return error;
+function describe(format: string, error: unknown): Error {
+  if (error instanceof DecodeError || error instanceof DecoderUnavailable) return error;
   const err = error instanceof Error ? error : new Error(String(error));
-  const message = err.message;
-  // Already worded by our own code: a decoder that could not start, or zstd-frames.ts's framing errors.
-  if (message.startsWith(`${compression} stream is`) || message.startsWith(`${compression} decoder`)) return err;
-  const code = (err as NodeJS.ErrnoException).code;
-  const xzCode = compression === "xz" ? /error code (\d+)/.exec(message)?.[1] : undefined;
-  const [problem, detail]: [DecodeProblem, string?] = code === "Z_BUF_ERROR" || /unexpected end of file/.test(message)
-    ? ["truncated"]
-    : (xzCode !== undefined && XZ_ERRORS[xzCode]) || ["corrupt", message];
-  return new DecodeError(compression, problem, detail, { cause: err });
+  // zlib says how a stream ended by its code: Z_BUF_ERROR is input that stopped mid-stream.
+  const problem: DecodeProblem = (err as NodeJS.ErrnoException).code === "Z_BUF_ERROR" ? "truncated" : "corrupt";
+  return new DecodeError(format, problem, problem === "corrupt" ? err.message : undefined, { cause: err });
 }

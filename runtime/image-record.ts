@@ -18,8 +18,8 @@ export interface ImageRecord {
   url: string;
   /** The URL that served the image (the URL itself or a mirror, after redirects), userinfo redacted. */
   sourceUrl: string;
-  /** SHA-256 of the image as served (before decoding). */
-  sha256: string;
+  /** SHA-256 of the image as served (before decoding), when the pull verified it (not with --verify=no). */
+  sha256?: string;
   etag?: string;
   lastModified?: string;
   /** Identity of what was written: a record describes exactly one file or folder. */
@@ -51,7 +51,7 @@ export function identityOf(stat: Stats): Pick<ImageRecord, "kind" | "ino" | "siz
 function isRecord(value: unknown): value is ImageRecord {
   const r = value as Partial<ImageRecord> | null;
   return typeof r === "object" && r !== null && typeof r.url === "string" && typeof r.sourceUrl === "string"
-    && typeof r.sha256 === "string" && (r.kind === "file" || r.kind === "directory")
+    && (r.sha256 === undefined || typeof r.sha256 === "string") && (r.kind === "file" || r.kind === "directory")
     && typeof r.ino === "number" && typeof r.size === "number" && typeof r.mtimeMs === "number";
 }
 

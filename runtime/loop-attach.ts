@@ -128,7 +128,7 @@ async function writeAtomically(path: string, text: string): Promise<void> {
 }
 
 /** Detaches a loop device (ignores one that is already gone). */
-export async function detachLoop(device: string): Promise<void> {
+async function detachLoop(device: string): Promise<void> {
   await runTool("losetup", ["--detach", device]).catch(() => undefined);
 }
 
@@ -380,7 +380,7 @@ export function describeAttachment(a: Attachment): string {
 }
 
 /** One line saying which signature partition was copied where. */
-export function describeSignatureCopy(s: SignatureCopy): string {
+function describeSignatureCopy(s: SignatureCopy): string {
   const name = s.partition.name ? ` "${s.partition.name}"` : "";
   return `Copied ${s.designator} partition ${s.partition.number}${name} of ${s.image} (root hash ${s.rootHash}) to ${s.path}`;
 }

@@ -29,7 +29,7 @@ function invokedAs(): string {
   return basename(process.argv0);
 }
 
-export async function main(argv: string[]): Promise<number> {
+async function main(argv: string[]): Promise<number> {
   if (invokedAs().endsWith("-generator")) {
     const { runGenerator } = await import("../generator/main.ts");
     return runGenerator(argv);

@@ -1,70 +1,60 @@
-// The system's decompressors (xz, bzip2, zstd, gzip) as accelerators: spawned with stdin/stdout piped,
-// stderr kept for the error message. Used only when the binary is on PATH; the JS decoders are the fallback.
-import { spawn } from "node:child_process";
-import { accessSync, constants } from "node:fs";
-import { basename, join } from "node:path";
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import { DecodeError, TRAILING_GARBAGE } from "./decode-error.ts";
-
-const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/** The absolute path of an executable named `name` on PATH (systemd's default PATH when unset), or undefined. */
-export function findExecutable(name: string, path = process.env.PATH || DEFAULT_PATH): string | undefined {
-  const dirs = path.split(":").filter(Boolean);
-  for (const dir of dirs) {
-    const candidate = join(dir, name);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
+// The system's decompressors (zstd, xz, lbzip2/bzip2, gzip) as accelerators, run as helpers of the
+// pull (helper-process.ts) with stdin and stdout piped, and the judges of how their runs ended: a
+// non-zero exit (or, for the bzip2 tools, an exit 0 that is not enough) becomes a DecodeError that says
+// truncated or corrupt. The JS decoders are the fallback when a binary is missing.
+import { basename } from "node:path";
+import { DecodeError, DecoderUnavailable, TRAILING_GARBAGE } from "./decode-error.ts";
+import { startHelper, type HelperExit } from "./helper-process.ts";
 
 const TRUNCATED = /unexpected end|ends unexpectedly|truncated|premature end|incomplete/i;
 
+/** A system decoder: the binary, its arguments (decode to stdout), and the format, for messages. */
+export interface ProcessDecoder {
+  command: string;
+  args: readonly string[];
+  format: string;
+}
+
 /**
- * Pipes `input` through `command args` and yields its stdout.
+ * Pipes `input` through the decoder and yields its stdout.
  *
  * ```ts
- * for await (const plain of throughProcess(chunks, "/usr/bin/xz", ["-dc"], "xz")) out.write(plain);
+ * for await (const plain of throughProcess(chunks, { command: "/usr/bin/xz", args: ["-dc"], format: "xz" })) out.write(plain);
  * ```
  * A non-zero exit becomes a DecodeError, "<format> stream is corrupt: <stderr>" or "… is truncated: <stderr>";
- * for bzip2 also an exit 0 that left trailing garbage (see judgeBzip2Run).
+ * for bzip2 also an exit 0 that left trailing garbage (see judgeBzip2Run). An error of the input is
+ * thrown as it is.
  */
-export async function* throughProcess(input: AsyncIterable<Uint8Array>, command: string, args: string[], format: string): AsyncGenerator<Buffer> {
-  const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"] });
-  let stderr = "";
-  child.stderr.setEncoding("utf8");
-  child.stderr.on("data", (text: string) => { stderr = (stderr + text).slice(-4000); });
-  const exited = new Promise<ExitStatus>((resolve) => {
-    child.on("error", (error) => resolve({ code: null, signal: null, error }));
-    child.on("close", (code, signal) => resolve({ code, signal }));
-  });
-  let inputError: Error | undefined;
+export async function* throughProcess(input: AsyncIterable<Uint8Array>, decoder: ProcessDecoder): AsyncGenerator<Buffer> {
+  const helper = startHelper(decoder.command, decoder.args);
   // The bzip2 tools do not say everything (see judgeBzip2Run): watch how their input ends. The other
   // formats' tools do, and skip this hop.
-  const watched = format === "bzip2" ? new InputEnd() : undefined;
-  const fed = pipeline(Readable.from(watched ? watched.watch(input) : input, { objectMode: false }), child.stdin).catch((error: NodeJS.ErrnoException) => {
-    // EPIPE: the decoder quit early (its exit status says why); anything else came from the input.
-    if (error.code !== "EPIPE" && error.code !== "ERR_STREAM_PREMATURE_CLOSE") inputError = error;
-  });
+  const watched = decoder.format === "bzip2" ? new InputEnd() : undefined;
+  let inputError: { error: unknown } | undefined;
+  const fed = (async () => {
+    try {
+      for await (const chunk of watched ? watched.watch(input) : input) {
+        if (!(await helper.feed(chunk))) return; // it stopped reading: its exit status says why
+      }
+      helper.endInput();
+    } catch (error) {
+      inputError = { error };
+      await helper.stop();
+    }
+  })();
   let finished = false;
   try {
     // Read as soon as there is something, however little: bzip2 and xz write 4-8 KiB at a time, and
     // pausing after short reads to get fuller ones let the 64 KiB pipe fill and stall them (1 GiB
     // through bzip2: 38.6 s with a 1 ms pause, 33.5 s without; xz alone into Node: +25%).
-    for await (const chunk of child.stdout) yield chunk as Buffer;
+    for await (const chunk of helper.stdout!) yield chunk as Buffer;
     finished = true;
   } finally {
-    if (!finished && child.exitCode === null) child.kill("SIGKILL");
+    if (!finished) await helper.stop();
   }
-  const [status] = await Promise.all([exited, fed]);
-  if (inputError) throw inputError;
-  const failure = watched ? judgeBzip2Run(command, status, stderr, watched) : describeExit(format, command, status, stderr);
+  const [status] = await Promise.all([helper.exited, fed]);
+  if (inputError) throw inputError.error;
+  const failure = watched ? judgeBzip2Run(decoder.command, status, helper.stderr(), watched) : describeExit(decoder.format, decoder.command, status, helper.stderr());
   if (failure) throw failure;
 }
 
@@ -167,14 +157,15 @@ export function bzip2MarkerDistance(tail: Uint8Array): number {
   return best;
 }
 
-export interface ExitStatus { code: number | null; signal: NodeJS.Signals | null; error?: Error }
+/** How a decoder run ended. */
+export type ExitStatus = HelperExit;
 
 /**
  * Why a system decoder failed, as a DecodeError "<format> stream is corrupt: <stderr>" or "… is
  * truncated: <stderr>" (by the tool's message); undefined when it exited 0.
  */
 export function describeExit(format: string, command: string, status: ExitStatus, stderr: string): Error | undefined {
-  if (status.error) return new Error(`${format} decoder ${command} could not run: ${status.error.message}`);
+  if (status.error) return new DecoderUnavailable(`${format} decoder ${command} could not run: ${status.error.message}`, { cause: status.error });
   if (status.code === 0) return undefined;
   const detail = exitDetail(status, stderr);
   return new DecodeError(format, TRUNCATED.test(detail) ? "truncated" : "corrupt", detail);

@@ -8,7 +8,7 @@ export class DerError extends Error {
   override name = "DerError";
 }
 
-export const CLASS_UNIVERSAL = 0;
+const CLASS_UNIVERSAL = 0;
 export const CLASS_CONTEXT = 2;
 
 /** Universal tag numbers used by the PKCS#7 and X.509 readers. */
@@ -99,7 +99,7 @@ export function isTag(element: Der | undefined, tagNumber: number, tagClass = CL
 }
 
 /** Returns `element` when it has the expected tag, else throws naming `what`. */
-export function expectTag(element: Der | undefined, tagNumber: number, what: string, tagClass = CLASS_UNIVERSAL): Der {
+function expectTag(element: Der | undefined, tagNumber: number, what: string, tagClass = CLASS_UNIVERSAL): Der {
   if (element === undefined || !isTag(element, tagNumber, tagClass)) {
     const found = element ? `tag ${element.tagClass === CLASS_CONTEXT ? `[${element.tagNumber}]` : element.tagNumber}` : "nothing";
     throw new DerError(`${what}: expected ${tagClass === CLASS_CONTEXT ? `[${tagNumber}]` : `tag ${tagNumber}`}, found ${found}`);

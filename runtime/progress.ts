@@ -1,6 +1,5 @@
 // Progress lines on stdout (the unit's journal and console): at most one every N seconds and one at
 // the end, each saying how far, how fast, how long still, and from where.
-import { Transform, type TransformCallback } from "node:stream";
 
 export interface ProgressState {
   /** Bytes received so far. */
@@ -69,13 +68,19 @@ export interface ProgressOptions {
   now?: () => number;
 }
 
+/** Counts bytes and writes a progress line at most every interval, and one at the end. */
+export interface ProgressMeter {
+  add(bytes: number): void;
+  /** The final line. */
+  end(): void;
+}
+
 /**
- * A pass-through stage that counts bytes and writes a progress line at most every interval and
- * once at the end.
+ * A progress meter for one transfer.
  *
- * @example await pipeline(source, createProgressMeter({ total, url: () => source.url }), sink);
+ * @example const meter = createProgressMeter({ total, url: () => source.url }); meter.add(chunk.length); … meter.end();
  */
-export function createProgressMeter(options: ProgressOptions): Transform {
+export function createProgressMeter(options: ProgressOptions): ProgressMeter {
   const now = options.now ?? Date.now;
   const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
   const intervalMs = (options.intervalSeconds ?? 5) * 1000;
@@ -83,19 +88,16 @@ export function createProgressMeter(options: ProgressOptions): Transform {
   let bytes = 0;
   let lastLine = started;
   const line = (): void => write(formatProgress({ bytes, total: options.total, elapsedMs: now() - started, url: options.url() }));
-  return new Transform({
-    transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
-      bytes += chunk.length;
+  return {
+    add(n) {
+      bytes += n;
+      if (intervalMs <= 0) return;
       const t = now();
-      if (intervalMs > 0 && t - lastLine >= intervalMs && (options.total === undefined || bytes < options.total)) {
+      if (t - lastLine >= intervalMs && (options.total === undefined || bytes < options.total)) {
         lastLine = t;
         line();
       }
-      callback(null, chunk);
     },
-    flush(callback: TransformCallback) {
-      line();
-      callback();
-    },
-  });
+    end: line,
+  };
 }

@@ -166,7 +166,7 @@ export async function runPull(argv: string[]): Promise<number> {
     const result = await pull({ ...options, signal: controller.signal, info });
     info(result.status === "up-to-date"
       ? `${options.dest} is already up to date with ${result.url}`
-      : `pulled ${result.url} into ${options.dest} (sha256 ${result.sha256})`);
+      : `pulled ${result.url} into ${options.dest}${result.sha256 === undefined ? "" : ` (sha256 ${result.sha256})`}`);
     return 0;
   } catch (error) {
     const message = oneLine(error);

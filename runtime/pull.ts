@@ -1,38 +1,35 @@
 // `netimport pull`, composed:
 //   lock DEST → remove a killed pull's temporaries → look at what DEST holds (only netimport's own
 //   images are ever replaced) → settle the expected hash (small files first) → request the image
-//   (conditionally, when DEST may be reused) → peek at its first bytes (compression, announced size)
-//   → make room and the hidden temporary → stream into it
-//     source → hash tee → progress → decoder → sink (sparse file | tar unpack)
-//     source → hash tee → progress → zstd/xz binary → file      (raw, with the system's binary at hand)
-//     source → progress → sparse file sink that also hashes      (raw, uncompressed)
+//   (conditionally, when DEST may be reused) → peek at its first bytes → plan the pull once (who
+//   decodes, whether to hash, what writes: pull-plan.ts) → make room and the hidden temporary →
+//   stream into it as planned
+//     source → served bytes (counted; hashed when verifying) → decoder → sparse file | GNU tar
+//     source → served bytes (counted; hashed when verifying) → zstd/xz writing the file itself
 //   → verify → record → rename into place.
 // Any failure removes the temporary (and a tmpfs mounted for it that holds nothing else); DEST only
 // ever holds a complete, verified image of the requested URL. A transfer that cannot resume where it
 // stopped (no validator, the file changed, Range ignored) starts again from byte 0, within the retries.
-import { constants, type Stats } from "node:fs";
+import { constants } from "node:fs";
 import { lstat, mkdir, open, stat, utimes } from "node:fs/promises";
-import { availableParallelism } from "node:os";
 import { dirname } from "node:path";
-import type { Duplex, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ImageType } from "../generator/import-request.ts";
 import { redactUrl } from "../generator/redact.ts";
-import { createDecoder, decoderKind, detectCompression, sparseFileDecoder, type Compression } from "./decoder.ts";
+import { detectCompression, type Compression } from "./decoder.ts";
 import { lockDestination, lockFolderStorage } from "./dest-lock.ts";
 import { findTemporaries, inspectDestination, makeReadOnly, moveIntoPlace, removePath, temporaryPath, type ExistingImage } from "./destination.ts";
 import type { DnsPaths } from "./dns-fallback.ts";
 import { openFileSource, readSmallFile } from "./file-source.ts";
-import { createHashTee, type DigestCheck } from "./hash-tee.ts";
 import { createDispatcher } from "./http-dispatcher.ts";
 import { fetchSmallFile, openHttpSource, RestartFromZero, type ConditionalRequest, type OpenedSource, type TransferOptions } from "./http-source.ts";
 import { identityOf, recordImage, settleRecord, type ImageRecord } from "./image-record.ts";
-import { createNativeFileDecoder } from "./native-file-decoder.ts";
 import { peekHead } from "./peek-head.ts";
 import { createProgressMeter } from "./progress.ts";
 import { ensureSpace, releaseEmptyTmpfs, type ImageSize, type MemoryLimit } from "./ram-space.ts";
-import { dropSpareSliceWorker, prestartSliceWorker } from "./slice-worker.ts";
-import { createSparseFileSink } from "./sparse-file-sink.ts";
+import { describePlan, imageStages, planPull } from "./pull-plan.ts";
+import { createServedBytes } from "./served-bytes.ts";
+import type { GnuTar } from "./tar-unpack-sink.ts";
 import { zstdFrameContentSize } from "./zstd-frames.ts";
 import { checkImageHash, expectImageHash, type Expectation, type SmallFileFetcher, type VerifyMode } from "./verify.ts";
 
@@ -69,7 +66,8 @@ export interface PullOptions {
 }
 
 export type PullResult =
-  | { status: "pulled"; url: string; bytes: number; sha256: string }
+  /** `sha256` of the bytes as served, when verification hashed them (not with --verify=no). */
+  | { status: "pulled"; url: string; bytes: number; sha256?: string }
   | { status: "up-to-date"; url: string };
 
 /**
@@ -80,8 +78,8 @@ export type PullResult =
  */
 export async function pull(options: PullOptions): Promise<PullResult> {
   const info = options.info ?? ((line: string) => process.stdout.write(`${line}\n`));
-  // Loaded only for tar images: raw pulls never evaluate the tar code.
-  if (options.type === "tar") (await import("./tar-unpack-sink.ts")).requireGnuTar();
+  // Found before anything is downloaded; loaded only for tar images: raw pulls never evaluate the tar code.
+  const tar = options.type === "tar" ? (await import("./tar-unpack-sink.ts")).requireGnuTar() : undefined;
   await mkdir(dirname(options.dest), { recursive: true });
   const lock = await lockDestination(options.dest);
   try {
@@ -90,16 +88,13 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       await removePath(leftover);
     }
     const existing = await inspectDestination(options.dest, options.type === "raw" ? "file" : "directory");
-    return await pullLocked(options, existing, info);
+    return await pullLocked(options, existing, tar, info);
   } finally {
     await lock.release();
   }
 }
 
-async function pullLocked(options: PullOptions, existing: ExistingImage, info: (line: string) => void): Promise<PullResult> {
-  // The image's sink (or its hash) runs on a worker thread, given a second CPU: start one while the
-  // request is out (dropped if a system binary writes the image).
-  if (availableParallelism() > 1) prestartSliceWorker();
+async function pullLocked(options: PullOptions, existing: ExistingImage, tar: GnuTar | undefined, info: (line: string) => void): Promise<PullResult> {
   const idleTimeoutMs = (options.idleTimeoutSeconds ?? 30) * 1000;
   const dispatcher = createDispatcher({
     idleTimeoutMs, caFile: options.caFile, httpProxy: options.httpProxy, httpsProxy: options.httpsProxy,
@@ -142,7 +137,7 @@ async function pullLocked(options: PullOptions, existing: ExistingImage, info: (
       }
       ifNoneMatch = undefined;
       try {
-        return await writeImage(options, source, expected, existing, info);
+        return await writeImage(options, source, expected, existing, tar, info);
       } catch (error) {
         if (!(error instanceof RestartFromZero) || restarts >= retries) throw error;
         info(`${error.message}; starting again from byte 0 (${restarts + 1} of ${retries})`);
@@ -163,6 +158,7 @@ function reusableEtag(existing: ExistingImage, url: string, expected: Expectatio
   const { record } = existing;
   const reason = !existing.unchanged ? "it was changed since it was pulled"
     : record.url !== redactUrl(url) ? `it was pulled from ${record.url}`
+    : expected && record.sha256 === undefined ? `it was pulled without verification, so its SHA-256 is unknown`
     : expected && record.sha256 !== expected.hash ? `its SHA-256 is not the one ${expected.source} expects now`
     : record.etag === undefined ? "its server sent no ETag"
     : undefined;
@@ -174,7 +170,7 @@ function reusableEtag(existing: ExistingImage, url: string, expected: Expectatio
 }
 
 /** Streams one response into a new temporary, verifies, records and renames it into place. */
-async function writeImage(options: PullOptions, source: Extract<OpenedSource, { notModified: false }>, expected: Expectation | undefined, existing: ExistingImage, info: (line: string) => void): Promise<PullResult> {
+async function writeImage(options: PullOptions, source: Extract<OpenedSource, { notModified: false }>, expected: Expectation | undefined, existing: ExistingImage, tar: GnuTar | undefined, info: (line: string) => void): Promise<PullResult> {
   const dir = dirname(options.dest);
   let temp: string | undefined;
   try {
@@ -182,18 +178,17 @@ async function writeImage(options: PullOptions, source: Extract<OpenedSource, { 
     // Until the pipeline takes the body, its failure (a cut it cannot resume from, say) must not be an
     // uncaught 'error' event: the pipeline finds the stream errored and rejects with that error.
     body.on("error", () => {});
-    const compression = detectCompression(head);
-    temp = await makeTemporary(options, sizeOf(compression, head, source.size));
-    const progress = createProgressMeter({
-      total: source.size, intervalSeconds: options.progressIntervalSeconds, url: () => redactUrl(source.url), write: info,
+    const plan = planPull({ type: options.type, compression: detectCompression(head), hash: expected !== undefined, decoders: options.decoders ?? "auto", tar });
+    info(`${redactUrl(source.url)}: ${describePlan(plan)}`);
+    temp = await makeTemporary(options, sizeOf(plan.compression, head, source.size));
+    const served = createServedBytes({
+      hash: plan.hash,
+      check: expected && ((sha256) => checkImageHash(sha256, expected, source.url)),
+      progress: createProgressMeter({ total: source.size, intervalSeconds: options.progressIntervalSeconds, url: () => redactUrl(source.url), write: info }),
     });
-    const check: DigestCheck | undefined = expected && ((sha256) => checkImageHash(sha256, expected, source.url));
-    const image = await openImageSink(options.type, compression, temp, options.decoders ?? "auto", progress, check);
-    await pipeline([body, ...image.stages], { signal: options.signal });
-    const sha256 = image.sha256();
-    checkImageHash(sha256, expected, source.url);
-    await finishImage(options, temp, existing, { sha256, source });
-    return { status: "pulled", url: source.url, bytes: image.bytes(), sha256 };
+    await pipeline([body, served, ...(await imageStages(plan, temp))], { signal: options.signal });
+    await finishImage(options, temp, existing, { sha256: served.sha256, source });
+    return { status: "pulled", url: source.url, bytes: served.bytes, ...(served.sha256 === undefined ? {} : { sha256: served.sha256 }) };
   } catch (error) {
     // Failing before the pipeline took the body (no room, say): stop the transfer here.
     source.body.destroy();
@@ -245,7 +240,7 @@ async function discardTemporary(dir: string, temp: string, info: (line: string) 
  * The verified image becomes DEST: read-only if asked, its mtime the server's Last-Modified (as
  * systemd-pull sets it), its record written (image-record.ts), then renamed into place.
  */
-async function finishImage(options: PullOptions, temp: string, existing: ExistingImage, what: { sha256: string; source: Extract<OpenedSource, { notModified: false }> }): Promise<void> {
+async function finishImage(options: PullOptions, temp: string, existing: ExistingImage, what: { sha256: string | undefined; source: Extract<OpenedSource, { notModified: false }> }): Promise<void> {
   const { source } = what;
   const modified = source.lastModified === undefined ? undefined : new Date(source.lastModified);
   if (options.type === "raw" && modified && !Number.isNaN(modified.getTime())) await utimes(temp, modified, modified);
@@ -253,7 +248,7 @@ async function finishImage(options: PullOptions, temp: string, existing: Existin
   const record: ImageRecord = {
     url: redactUrl(options.url),
     sourceUrl: redactUrl(source.url),
-    sha256: what.sha256,
+    ...(what.sha256 === undefined ? {} : { sha256: what.sha256 }),
     ...(source.etag === undefined ? {} : { etag: source.etag }),
     ...(source.lastModified === undefined ? {} : { lastModified: source.lastModified }),
     ...identityOf(await lstat(temp)),
@@ -261,39 +256,4 @@ async function finishImage(options: PullOptions, temp: string, existing: Existin
   const place = await recordImage(temp, options.dest, record, existing.state === "ours" ? existing.record : undefined, temporaryPath(options.dest));
   await moveIntoPlace(temp, options.dest);
   await settleRecord(options.dest, place, record, await stat(options.dest), temporaryPath(options.dest));
-}
-
-/** The stages after the source, and where the SHA-256 of the bytes as served comes from. */
-interface ImageStages {
-  stages: [Duplex, ...(Duplex | Writable)[]];
-  sha256(): string;
-  bytes(): number;
-}
-
-/**
- * Where the served bytes go: hashed, then decoded (by a system binary straight into the file when it
- * can) into a sparse file or a folder. An uncompressed raw image is hashed by the sparse sink itself,
- * on the thread that writes it (sparse-file-sink.ts): the bytes as served are the bytes written.
- * When a system binary decodes, the main thread only passes bytes along and hashes them itself: a
- * hashing thread would gain nothing and cost ~15 MiB (with lbzip2's own ~25 MiB, over the budget).
- * The tee judges the hash as soon as the download ends, so a wrong image is refused before a
- * decoder has expanded all of it.
- */
-async function openImageSink(type: ImageType, compression: Compression, temp: string, decoders: "auto" | "js", progress: Duplex, check: DigestCheck | undefined): Promise<ImageStages> {
-  if (type === "raw" && compression === "none") {
-    const sink = createSparseFileSink(temp, { hash: true });
-    return { stages: [progress, sink], sha256: () => sink.result!.sha256!, bytes: () => sink.bytesWritten };
-  }
-  const native = type === "raw" ? sparseFileDecoder(compression, decoders) : undefined;
-  const tee = createHashTee(native || decoderKind(compression, decoders) === "native" ? "inline" : undefined, check);
-  const hashed = { sha256: () => tee.digest(), bytes: () => tee.bytes };
-  if (type === "raw") {
-    if (native) {
-      dropSpareSliceWorker(); // no thread of ours needed: the binary writes the file
-      return { stages: [tee, progress, createNativeFileDecoder({ ...native, format: compression, path: temp })], ...hashed };
-    }
-    return { stages: [tee, progress, createDecoder({ implementation: decoders }), createSparseFileSink(temp)], ...hashed };
-  }
-  const { createTarUnpackSink } = await import("./tar-unpack-sink.ts");
-  return { stages: [tee, progress, createDecoder({ implementation: decoders }), createTarUnpackSink(temp)], ...hashed };
 }

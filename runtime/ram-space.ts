@@ -14,7 +14,7 @@ import { formatBytes } from "./format-bytes.ts";
 const TMPFS_MAGIC = 0x01021994;
 const RAMFS_MAGIC = 0x858458f6;
 /** The source name of the tmpfs we mount, so we recognise our own mount later. */
-export const MOUNT_SOURCE = "netimport";
+const MOUNT_SOURCE = "netimport";
 const MIB = 1024 * 1024;
 
 export interface SpaceOptions {
@@ -105,7 +105,7 @@ async function mountTmpfs(dir: string, size: number, remount: boolean): Promise<
 export type MemoryLimit = { bytes: number } | { percent: number };
 
 /** Half of RAM: what the kernel gives a tmpfs when no size is asked for. */
-export const DEFAULT_MEMORY_LIMIT: MemoryLimit = { percent: 50 };
+const DEFAULT_MEMORY_LIMIT: MemoryLimit = { percent: 50 };
 
 /**
  * `--image-memory-max=`: what the generator's parseMemorySize() accepts (a size with an optional K, M,

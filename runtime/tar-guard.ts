@@ -19,7 +19,7 @@ const MAX_SYMLINK_TARGET = 4095; // symlinkat() fails beyond (PATH_MAX), and tar
 const MAX_HOPS = 40; // the kernel's limit of symlinks in one path (ELOOP)
 
 /** The archive has an entry that would be written outside the target folder. */
-export class TarEscapeError extends Error {
+class TarEscapeError extends Error {
   override name = "TarEscapeError";
 }
 

@@ -10,10 +10,11 @@
 // ".." (exit status 2 at the end), and creates "dangerous" symlinks (absolute, or with "..") as placeholder
 // files until the end, so writing through them fails with "Not a directory". The guard makes these a
 // clear, immediate error instead, and is a second line should GNU tar's own ever fail.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { readdir } from "node:fs/promises";
 import { Writable } from "node:stream";
-import { findExecutable } from "./native-decoder.ts";
+import { startHelper, type Helper, type HelperExit } from "./helper-process.ts";
+import { findExecutable } from "./system-tools.ts";
 import { TarGuard } from "./tar-guard.ts";
 
 export interface GnuTar {
@@ -22,36 +23,19 @@ export interface GnuTar {
   acls: boolean;
 }
 
-let gnuTarCache: GnuTar | null | undefined;
-
-/** GNU tar's path and whether it supports --acls, or null when `tar` is missing or not GNU tar. */
-export function findGnuTar(): GnuTar | null {
-  if (gnuTarCache !== undefined) return gnuTarCache;
-  const path = findExecutable("tar");
-  gnuTarCache = null;
-  if (path) {
-    const help = spawnSync(path, ["--help"], { encoding: "utf8" });
-    if (/GNU/.test(help.stdout ?? "") || /--xattrs/.test(help.stdout ?? "")) {
-      gnuTarCache = { path, acls: /--acls/.test(help.stdout) };
-    }
-  }
-  return gnuTarCache;
-}
-
-/** GNU tar, or an Error saying what to add to the initrd. Call it before downloading a tar image. */
+/**
+ * GNU tar, with whether it supports --acls, or an Error saying what to add to the initrd. The pull
+ * asks once, before it downloads, and hands the answer to the sink.
+ */
 export function requireGnuTar(): GnuTar {
-  const gnu = findGnuTar();
-  if (gnu) return gnu;
-  const other = findExecutable("tar");
-  throw new Error(`tar images need GNU tar, and ${other ? `${other} is not GNU tar` : "there is none on PATH"} ` +
+  const path = findExecutable("tar");
+  if (path) {
+    // What `tar --help` lists is what this tar can do; only GNU tar has --xattrs.
+    const help = spawnSync(path, ["--help"], { encoding: "utf8" }).stdout ?? "";
+    if (/GNU/.test(help) || /--xattrs/.test(help)) return { path, acls: /--acls/.test(help) };
+  }
+  throw new Error(`tar images need GNU tar, and ${path ? `${path} is not GNU tar` : "there is none on PATH"} ` +
     "(busybox tar lacks numeric owners, xattrs and ACLs): add GNU tar to the initrd");
-}
-
-/** The end of GNU tar's run. */
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  error?: Error;
 }
 
 /**
@@ -64,15 +48,13 @@ interface Exit {
  * await pipeline(body, createDecoder(), createTarUnpackSink("/run/machines/.image.partial"));
  * ```
  */
-export function createTarUnpackSink(dir: string): Writable {
+export function createTarUnpackSink(dir: string, gnu: GnuTar): Writable {
   const guard = new TarGuard();
-  let child: ChildProcess | undefined;
-  let exited: Promise<Exit> = Promise.resolve({ code: 0, signal: null });
-  let stderr = "";
+  let tar: Helper | undefined;
+  let exited: Promise<HelperExit> = Promise.resolve({ code: 0, signal: null });
   let finishing = false;
 
   const start = async () => {
-    const gnu = requireGnuTar();
     const entries = await readdir(dir).catch((error: NodeJS.ErrnoException) => {
       throw new Error(error.code === "ENOENT" ? `${dir} does not exist` : `cannot read ${dir}: ${error.message}`);
     });
@@ -81,15 +63,8 @@ export function createTarUnpackSink(dir: string): Writable {
       "--xattrs", "--xattrs-include=*", ...(gnu.acls ? ["--acls"] : []), "--no-overwrite-dir"];
     // LC_ALL=C: GNU tar converts pax names from UTF-8 to the locale's charset (src/utf8.c); in the C locale
     // that fails for any non-ASCII name and the bytes stay as they are: the very bytes the guard checked.
-    const tar = spawn(gnu.path, args, { argv0: "tar", stdio: ["pipe", "ignore", "pipe"], env: { ...process.env, LC_ALL: "C" } });
-    child = tar;
-    exited = new Promise((resolve) => {
-      tar.once("error", (error) => { if (tar.pid === undefined) resolve({ code: null, signal: null, error }); });
-      tar.once("close", (code, signal) => resolve({ code, signal }));
-    });
-    tar.stderr!.setEncoding("utf8");
-    tar.stderr!.on("data", (text: string) => { stderr = (stderr + text).slice(-8000); });
-    tar.stdin!.on("error", () => { /* EPIPE: the exit status says why */ });
+    tar = startHelper(gnu.path, args, { stdout: "ignore", argv0: "tar", env: { ...process.env, LC_ALL: "C" } });
+    exited = tar.exited;
     // tar dying on its own (killed, out of space) while the sink waits for more input must end the sink
     // now, not at the next write, which may never come.
     void exited.then((exit) => {
@@ -98,10 +73,10 @@ export function createTarUnpackSink(dir: string): Writable {
   };
 
   /** Why tar failed, from its exit status and its last messages. */
-  const failure = (exit: Exit): Error | undefined => {
+  const failure = (exit: HelperExit): Error | undefined => {
     if (exit.error) return new Error(`cannot run GNU tar: ${exit.error.message}`);
     if (exit.code === 0) return undefined;
-    const lines = stderr.trim().split("\n").filter((line) => line && !/Exiting with failure status/.test(line));
+    const lines = tar!.stderr().trim().split("\n").filter((line) => line && !/Exiting with failure status/.test(line));
     return new Error(`tar failed (${exit.code ?? exit.signal}): ${lines.slice(0, 3).join("; ") || "no message"}`);
   };
 
@@ -111,26 +86,8 @@ export function createTarUnpackSink(dir: string): Writable {
   };
 
   /** Passes checked bytes to tar, waiting while its pipe is full. */
-  const feed = (bytes: Buffer): Promise<void> => {
-    const stdin = child!.stdin!;
-    if (stdin.destroyed || stdin.writableEnded) return bytes.length ? gaveUp() : Promise.resolve();
-    if (!bytes.length || stdin.write(bytes)) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const onDrain = () => {
-        stdin.off("drain", onDrain);
-        stdin.off("close", onDrain);
-        if (stdin.destroyed) gaveUp().catch(reject);
-        else resolve();
-      };
-      stdin.on("drain", onDrain);
-      stdin.on("close", onDrain);
-    });
-  };
-
-  /** Kills tar if it still runs, and resolves once it has exited. */
-  const stop = async (): Promise<void> => {
-    if (child && child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-    await exited;
+  const feed = async (bytes: Buffer): Promise<void> => {
+    if (!(await tar!.feed(bytes))) await gaveUp();
   };
 
   const sink = new Writable({
@@ -149,7 +106,7 @@ export function createTarUnpackSink(dir: string): Writable {
       }
       feed(chunk.subarray(0, archive)).then(() => {
         // GNU tar stops at the first zero block; a second one spares it the "lone zero block" warning.
-        if (guard.ended) child!.stdin!.end(Buffer.alloc(512));
+        if (guard.ended) tar!.endInput(Buffer.alloc(512));
         callback();
       }, callback);
     },
@@ -161,7 +118,7 @@ export function createTarUnpackSink(dir: string): Writable {
     },
     destroy(error, callback) {
       // Whatever stopping tar says, the error that destroyed the sink is the one to report.
-      stop().then(() => callback(error), () => callback(error));
+      Promise.resolve(tar?.stop()).then(() => callback(error), () => callback(error));
     },
   });
   return sink;

@@ -6,7 +6,7 @@ import { readFile } from "node:fs/promises";
 import { credentialIndex, urlUserinfo, USERINFO_PLACEHOLDER } from "../generator/redact.ts";
 
 /** Whether `url` carries the "***" placeholder instead of its credentials. */
-export function hasSecretPlaceholder(url: string): boolean {
+function hasSecretPlaceholder(url: string): boolean {
   return urlUserinfo(url) === USERINFO_PLACEHOLDER;
 }
 

@@ -113,7 +113,7 @@ export interface VeritySetup {
  *   hash: "/run/netimport/root.hash", signature: "/run/netimport/root.verity-sig", link: "/run/netimport/root" });
  * ```
  */
-export async function setUpVerity(args: VerityArgs): Promise<VeritySetup> {
+async function setUpVerity(args: VerityArgs): Promise<VeritySetup> {
   const dataDevice = await blockDevice(args.data, "data device");
   const hashDevice = await blockDevice(args.hash, "hash device");
   const superblock = await readSuperblock(hashDevice, args.hash);
@@ -141,7 +141,7 @@ export async function setUpVerity(args: VerityArgs): Promise<VeritySetup> {
 }
 
 /** The one line saying what was set up. */
-export function describeVerity(setup: VeritySetup): string {
+function describeVerity(setup: VeritySetup): string {
   const { rootHash: h } = setup;
   const short = `${h.rootHash.slice(0, 4)}…${h.rootHash.slice(-2)}`;
   const from = h.from === "given" ? "given" : `from the signed verity-sig partition, certificate ${h.certificateSubject ?? "?"} (${h.certificatePath ?? "?"})`;

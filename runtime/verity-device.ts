@@ -15,10 +15,10 @@ export function checkDeviceMapperName(name: string): void {
 }
 
 /** The device node of a device-mapper device. */
-export const mapperPath = (name: string) => `/dev/mapper/${name}`;
+const mapperPath = (name: string) => `/dev/mapper/${name}`;
 
 /** True when a device-mapper device of that name exists. */
-export async function deviceMapperExists(name: string): Promise<boolean> {
+async function deviceMapperExists(name: string): Promise<boolean> {
   try {
     await runTool("dmsetup", ["info", name]);
     return true;

@@ -3,7 +3,7 @@
 // of them is ever interpreted by a shell or by the tools' own escaping.
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { findExecutable } from "./native-decoder.ts";
+import { findExecutable } from "./system-tools.ts";
 
 const run = promisify(execFile);
 

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
-import { createDecoder } from "../../runtime/decoder.ts";
+import { chooseDecoder, createDecoder, type Compression, type DecoderPreference } from "../../runtime/decoder.ts";
 import { createSparseFileSink } from "../../runtime/sparse-file-sink.ts";
 import { writeDiskImage } from "./disk-image.ts";
 
@@ -25,11 +25,13 @@ const formats = {
   bzip2: { ext: "bz2", compress: ["bzip2", "-9", "-c"] },
 } as const;
 
-async function time(input: string, implementation: "js" | "native" | "auto"): Promise<{ seconds: number; bytes: number; chose: string }> {
+async function time(input: string, format: Exclude<Compression, "none">, implementation: DecoderPreference): Promise<{ seconds: number; bytes: number; chose: string }> {
   let bytes = 0;
-  let chose = "";
+  const plan = chooseDecoder(format, "stream", implementation);
+  if (plan.kind === "none") throw new Error(`${format} is compressed`);
+  const chose = plan.kind === "process" ? "native" : plan.kind;
   const started = performance.now();
-  await pipeline(createReadStream(input, { highWaterMark: 256 * 1024 }), createDecoder({ implementation, onDetect: (_, i) => { chose = i; } }),
+  await pipeline(createReadStream(input, { highWaterMark: 256 * 1024 }), createDecoder(plan),
     new Writable({ highWaterMark: 1 << 20, write(chunk: Buffer, _e, cb) { bytes += chunk.length; cb(); } }));
   return { seconds: (performance.now() - started) / 1000, bytes, chose };
 }
@@ -44,8 +46,8 @@ for (const [name, format] of Object.entries(formats)) {
     execFileSync("sh", ["-c", `${command} ${args.join(" ")} < "${image}" > "${file}.partial" && mv "${file}.partial" "${file}"`]);
   }
   const size = Number(execFileSync("stat", ["-c", "%s", file], { encoding: "utf8" }));
-  const js = await time(file, "js");
-  const native = await time(file, "native");
+  const js = await time(file, name as Exclude<Compression, "none">, "js");
+  const native = await time(file, name as Exclude<Compression, "none">, "native");
   const started = performance.now();
   execFileSync("sh", ["-c", `${format.compress[0]} -dc < "${file}" > /dev/null`]);
   const cli = (performance.now() - started) / 1000;

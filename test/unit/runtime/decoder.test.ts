@@ -4,22 +4,33 @@ import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable, Writable } from "node:stream";
+import { PassThrough, Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { after, before, describe, test } from "node:test";
-import { createDecoder, detectCompression, type Compression, type DecoderOptions } from "../../../runtime/decoder.ts";
-import { bzip2MarkerDistance, endsWithBzip2Trailer, findExecutable } from "../../../runtime/native-decoder.ts";
+import { chooseDecoder, createDecoder, detectCompression, type Compression, type DecoderPreference } from "../../../runtime/decoder.ts";
+import { bzip2MarkerDistance, endsWithBzip2Trailer } from "../../../runtime/native-decoder.ts";
+import { findExecutable } from "../../../runtime/system-tools.ts";
 import { zstdFrameContentSize } from "../../../runtime/zstd-frames.ts";
 
 const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
 
+type DecodeOptions = { implementation?: DecoderPreference; onDetect?: (compression: Compression, kind: string) => void };
+
+/** The decoding stage a pull would plan for `data` (sniffed from its first bytes), or a pass-through. */
+function stageFor(data: Buffer, options: DecodeOptions = {}) {
+  const compression = detectCompression(data.subarray(0, 32));
+  const plan = chooseDecoder(compression, "stream", options.implementation);
+  options.onDetect?.(compression, plan.kind === "process" ? "native" : plan.kind);
+  return plan.kind === "none" ? new PassThrough() : createDecoder(plan);
+}
+
 /** Decodes `data` fed in `chunkSize` pieces; resolves to the output or rejects with the pipeline's error. */
-async function decode(data: Buffer, options: DecoderOptions = {}, chunkSize = 64 * 1024): Promise<Buffer> {
+async function decode(data: Buffer, options: DecodeOptions = {}, chunkSize = 64 * 1024): Promise<Buffer> {
   const out: Buffer[] = [];
   const chunks = function* () {
     for (let i = 0; i < data.length; i += chunkSize) yield data.subarray(i, i + chunkSize);
   };
-  await pipeline(Readable.from(chunks()), createDecoder(options), new Writable({
+  await pipeline(Readable.from(chunks()), stageFor(data, options), new Writable({
     write(chunk: Buffer, _encoding, callback) { out.push(chunk); callback(); },
   }));
   return Buffer.concat(out);
@@ -229,7 +240,7 @@ describe("createDecoder", () => {
   test("bzip2 (js): a block of zeros comes out in slices of at most 64 KiB", async () => {
     const zeros = Buffer.alloc(12 << 20);
     const sizes: number[] = [];
-    await pipeline(Readable.from([compress("bzip2", zeros)]), createDecoder({ implementation: "js" }), new Writable({
+    await pipeline(Readable.from([compress("bzip2", zeros)]), stageFor(Buffer.from("BZh9"), { implementation: "js" }), new Writable({
       write(chunk: Buffer, _encoding, callback) {
         sizes.push(chunk.length);
         assert.ok(chunk.every((byte) => byte === 0));
@@ -247,7 +258,7 @@ describe("createDecoder", () => {
         yield data.subarray(0, 1000);
         throw new Error("connection reset by peer");
       };
-      await assert.rejects(pipeline(Readable.from(failing()), createDecoder({ implementation }), new Writable({ write: (_c, _e, cb) => cb() })),
+      await assert.rejects(pipeline(Readable.from(failing()), stageFor(data, { implementation }), new Writable({ write: (_c, _e, cb) => cb() })),
         /^Error: connection reset by peer$/);
     }
   });

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { before, describe, it } from "node:test";
-import { sparseFileDecoder } from "../../../runtime/decoder.ts";
+import { chooseDecoder } from "../../../runtime/decoder.ts";
 import { createNativeFileDecoder } from "../../../runtime/native-file-decoder.ts";
 import { tempDir } from "../../support/temp-dir.ts";
 
@@ -24,12 +24,12 @@ const compressed = new Map<string, Buffer>();
 
 /** Feeds `data` in 64 KiB pieces into a native file decoder writing `path`. */
 function decodeInto(format: "zstd" | "xz", data: Buffer, path: string): Promise<void> {
-  const native = sparseFileDecoder(format, "native");
-  assert.ok(native, `${format} is installed (test/setup-host.sh)`);
+  const native = chooseDecoder(format, "file", "native");
+  assert.ok(native.kind === "process" && native.writesFile, `${format} is installed (test/setup-host.sh)`);
   const chunks = function* () {
     for (let i = 0; i < data.length; i += 65536) yield data.subarray(i, i + 65536);
   };
-  return pipeline(Readable.from(chunks()), createNativeFileDecoder({ ...native, format, path }));
+  return pipeline(Readable.from(chunks()), createNativeFileDecoder(native, path));
 }
 
 before(() => {

@@ -470,3 +470,33 @@ describe("pull: space", () => {
     }
   }));
 });
+
+describe("pull: the plan, decided once", () => {
+  it("says who decodes and whether it hashes; --verify=no hashes nothing, so a pinned pull does not keep that image", () => withServer(async () => {
+    const dest = join(out, "os.raw");
+    lines.length = 0;
+    const unverified = await pull(options(`${server.url}/os.raw.zst`, dest, { verify: { kind: "no" } }));
+    assert.equal(unverified.status, "pulled");
+    assert.ok(unverified.status === "pulled" && unverified.sha256 === undefined, "no hash without verification");
+    assert.ok(lines.some((l) => /os\.raw\.zst: zstd, decoded by \/\S+\/zstd straight into the image file; not hashed \(nothing to verify\)$/.test(l)), lines.join("\n"));
+    const record = await recordOfDest(dest);
+    assert.equal(record.sha256, undefined, "the record says nothing of a hash it never computed");
+    assert.ok(readFileSync(dest).equals(IMAGE));
+
+    lines.length = 0;
+    const hash = sha256(readFileSync(join(served, "os.raw.zst")));
+    const pinned = await pull(options(`${server.url}/os.raw.zst`, dest, { verify: { kind: "pinned", hash } }));
+    assert.equal(pinned.status, "pulled", "downloaded again: the image at DEST was never verified");
+    assert.ok(lines.some((l) => /cannot be kept, as it was pulled without verification/.test(l)), lines.join("\n"));
+    assert.ok(lines.some((l) => /served bytes hashed \(SHA-256\)$/.test(l)));
+    assert.equal((await recordOfDest(dest)).sha256, hash);
+  }));
+
+  it("the JS decoders when asked for (decoders: js), into a sparse file", () => withServer(async () => {
+    const dest = join(out, "os.raw");
+    lines.length = 0;
+    await pull(options(`${server.url}/os.raw.xz`, dest, { verify: { kind: "no" }, decoders: "js" }));
+    assert.ok(lines.some((l) => /os\.raw\.xz: xz, decoded by netimport's own WASM decoder \(no system binary\), written as a sparse file; not hashed/.test(l)), lines.join("\n"));
+    assert.ok(readFileSync(dest).equals(IMAGE));
+  }));
+});

@@ -3,7 +3,7 @@
 //
 // The guard is tested alone: behind it runs GNU tar with --absolute-names, which follows every symlink,
 // keeps absolute names and ".." and links what it is told to (a wrapper named `tar` first on PATH; each
-// test file runs in its own process, so findGnuTar() finds the wrapper). GNU tar's own defences would
+// test file runs in its own process, so requireGnuTar() finds the wrapper). GNU tar's own defences would
 // otherwise hide a hole in the guard.
 //
 // Safety: every absolute path in the archives points into the sandbox, which sits 128 folders deep in a
@@ -19,7 +19,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { test } from "node:test";
 import fc from "fast-check";
-import { createTarUnpackSink, findGnuTar } from "../../../runtime/tar-unpack-sink.ts";
+import { createTarUnpackSink, requireGnuTar } from "../../../runtime/tar-unpack-sink.ts";
 import { END, entry, header, longLink, longName, pax } from "../../support/tar-build.ts";
 import { tempDir } from "../../support/temp-dir.ts";
 import { fileInodes, snapshot } from "../../support/tree-snapshot.ts";
@@ -241,7 +241,7 @@ function changes(before: Map<string, string>, after: Map<string, string>): strin
 const shorter = (path: string) => path.replace(/^(d\/)+/, (deep) => `(${deep.length / 2} folders)/`);
 
 test("tar sink: an accepted archive changes nothing outside its folder (property)", async (t) => {
-  assert.equal(findGnuTar()!.path, join(wrapper, "tar"), "the permissive wrapper");
+  assert.equal(requireGnuTar().path, join(wrapper, "tar"), "the permissive wrapper");
   let run = 0;
   let accepted = 0;
   await fc.assert(fc.asyncProperty(archives, chunking, async (items, chunks) => {
@@ -262,7 +262,7 @@ test("tar sink: an accepted archive changes nothing outside its folder (property
           at += size;
         }
       };
-      const outcome = await pipeline(Readable.from(pieces()), createTarUnpackSink(target)).then(() => "accepted", (error: Error) => `${error.name}: ${error.message}`);
+      const outcome = await pipeline(Readable.from(pieces()), createTarUnpackSink(target, requireGnuTar())).then(() => "accepted", (error: Error) => `${error.name}: ${error.message}`);
       if (process.env.NETIMPORT_FUZZ_DEBUG) console.log(outcome.replace(/'[^']*'/g, "'…'").slice(0, 90));
       if (outcome !== "accepted") return;
       accepted++;
