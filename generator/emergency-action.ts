@@ -3,7 +3,7 @@
 // with a newline that would start a new unit setting) is refused here, before rendering.
 
 /** The actions systemd 252, the oldest systemd netimport runs on, knows. */
-export const SYSTEMD_252_ACTIONS: readonly string[] = [
+const SYSTEMD_252_ACTIONS: readonly string[] = [
   "none",
   "reboot", "reboot-force", "reboot-immediate",
   "poweroff", "poweroff-force", "poweroff-immediate",
@@ -15,7 +15,7 @@ export const SYSTEMD_252_ACTIONS: readonly string[] = [
  * systemd; a systemd that does not know one logs a warning for the unit file line and ignores it, so
  * the unit runs without the action (the unit file says so in a comment).
  */
-export const NEWER_ACTIONS: readonly string[] = [
+const NEWER_ACTIONS: readonly string[] = [
   "soft-reboot", "soft-reboot-force",
   "kexec", "kexec-force",
   "halt", "halt-force", "halt-immediate",

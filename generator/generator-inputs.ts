@@ -16,7 +16,7 @@ function rootPrefix(env: Env): string {
   return env.NETIMPORT_ROOT ?? "";
 }
 
-export function readCmdline(env: Env): { text: string; path: string } {
+function readCmdline(env: Env): { text: string; path: string } {
   if (env.SYSTEMD_PROC_CMDLINE !== undefined) return { text: env.SYSTEMD_PROC_CMDLINE, path: "/proc/cmdline" };
   try {
     return { text: readFileSync("/proc/cmdline", "utf8"), path: "/proc/cmdline" };
@@ -26,14 +26,14 @@ export function readCmdline(env: Env): { text: string; path: string } {
 }
 
 /** systemd's in_initrd(): SYSTEMD_IN_INITRD overrides, else /etc/initrd-release exists. */
-export function detectInitrd(env: Env): boolean {
+function detectInitrd(env: Env): boolean {
   const override = env.SYSTEMD_IN_INITRD !== undefined ? parseBoolean(env.SYSTEMD_IN_INITRD) : undefined;
   if (override !== undefined) return override;
   return existsSync(`${rootPrefix(env)}/etc/initrd-release`);
 }
 
 /** The `import.pull` credential: $CREDENTIALS_DIRECTORY, else the system credentials folder. */
-export function readCredential(env: Env, log: LogLine[]): { path: string; text: string } | undefined {
+function readCredential(env: Env, log: LogLine[]): { path: string; text: string } | undefined {
   const dirs = env.CREDENTIALS_DIRECTORY !== undefined
     ? [env.CREDENTIALS_DIRECTORY]
     : [`${rootPrefix(env)}/run/credentials/@system`];
@@ -98,7 +98,7 @@ export function readConfigFiles(env: Env, log: LogLine[]): ConfigText[] {
 
 const SYSTEMD_GENERATOR_DIRS = ["/usr/lib/systemd/system-generators", "/lib/systemd/system-generators", "/etc/systemd/system-generators", "/run/systemd/system-generators", "/usr/local/lib/systemd/system-generators"];
 
-export function systemdImportGeneratorInstalled(env: Env): boolean {
+function systemdImportGeneratorInstalled(env: Env): boolean {
   const prefix = rootPrefix(env);
   return SYSTEMD_GENERATOR_DIRS.some((dir) => existsSync(`${prefix}${dir}/systemd-import-generator`));
 }

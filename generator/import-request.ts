@@ -90,7 +90,7 @@ const IMAGE_ROOT: Record<ImageClass, string> = {
 };
 
 /** The folder images of a class go to: /run/… when runtime, else /var/lib/…, as systemd does. */
-export function imageRoot(imageClass: ImageClass, runtime: boolean): string {
+function imageRoot(imageClass: ImageClass, runtime: boolean): string {
   return `${runtime ? "/run" : "/var/lib"}/${IMAGE_ROOT[imageClass]}`;
 }
 

@@ -8,7 +8,7 @@ import { renderUnits } from "./render-units.ts";
 import { writeUnits } from "./write-units.ts";
 
 /** Where the executable is installed in the initrd (dist/tree); the running binary when it is one. */
-export const INSTALLED_EXECUTABLE = "/usr/lib/netimport/netimport";
+const INSTALLED_EXECUTABLE = "/usr/lib/netimport/netimport";
 
 export async function runGenerator(argv: string[]): Promise<number> {
   const sink = openGeneratorLog();

@@ -8,7 +8,7 @@ import type { LogLine } from "./log-line.ts";
 import { credentialIndex, redactUrl } from "./redact.ts";
 
 /** The URLs with credentials a request's download uses, each with the file it was set in. */
-export function secretUrls(request: ImportRequest, settings: DownloadSettings): SourcedUrl[] {
+function secretUrls(request: ImportRequest, settings: DownloadSettings): SourcedUrl[] {
   const all: SourcedUrl[] = [{ url: request.remote, source: request.origin.path }, ...settings.mirrors];
   if (settings.httpsProxy) all.push(settings.httpsProxy);
   if (settings.httpProxy) all.push(settings.httpProxy);

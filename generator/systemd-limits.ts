@@ -5,11 +5,11 @@ import { localPath, type ImportRequest } from "./import-request.ts";
 import { attachPlan, attachUnitName, pullUnitName } from "./unit-names.ts";
 
 /** systemd's UNIT_NAME_MAX is 256 including the terminating NUL. */
-export const UNIT_NAME_MAX = 255;
+const UNIT_NAME_MAX = 255;
 /** NAME_MAX: the longest file name. */
-export const NAME_MAX = 255;
+const NAME_MAX = 255;
 /** PATH_MAX is 4096 including the terminating NUL. */
-export const PATH_MAX = 4095;
+const PATH_MAX = 4095;
 
 function bytes(text: string): number {
   return Buffer.byteLength(text, "utf8");

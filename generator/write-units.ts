@@ -56,7 +56,7 @@ export function writeUnits(units: RenderedUnits, dirs: GeneratorDirs): LogLine[]
 }
 
 /** systemd's generator_add_symlink(): `<dir>/<target>.<kind>/<unit>` → `../<unit>`. */
-export function addLink(
+function addLink(
   dir: string,
   target: string,
   kind: "wants" | "requires",
