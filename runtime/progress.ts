@@ -1,7 +1,8 @@
 // Progress lines on stdout (the unit's journal and console): at most one every N seconds and one at
 // the end, each saying how far, how fast, how long still, and from where.
+import { formatBytes } from "./format-bytes.ts";
 
-export interface ProgressState {
+interface ProgressState {
   /** Bytes received so far. */
   bytes: number;
   /** Total bytes, when the server said. */
@@ -12,21 +13,8 @@ export interface ProgressState {
   url: string;
 }
 
-const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
-
-/** 1536 → "1.5 KiB" */
-export function formatBytes(bytes: number): string {
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < UNITS.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${UNITS[unit]}`;
-}
-
 /** 75 → "1m15s", 3725 → "1h02m05s" */
-export function formatDuration(seconds: number): string {
+function formatDuration(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
   const h = Math.floor(s / 3600);
   const m = Math.floor((s % 3600) / 60);
@@ -40,9 +28,9 @@ export function formatDuration(seconds: number): string {
  * One progress line.
  *
  * @example formatProgress({ bytes: 512 << 20, total: 1 << 30, elapsedMs: 4000, url: "http://m/os.raw" })
- * // "http://m/os.raw: 50% 512.0 MiB of 1.0 GiB, 128.0 MiB/s, 4s left"
+ * // "http://m/os.raw: 50% 512 MiB of 1.0 GiB, 128 MiB/s, 4s left"
  */
-export function formatProgress(state: ProgressState): string {
+function formatProgress(state: ProgressState): string {
   const rate = state.elapsedMs > 0 ? (state.bytes * 1000) / state.elapsedMs : 0;
   const parts: string[] = [];
   if (state.total !== undefined && state.total > 0) {

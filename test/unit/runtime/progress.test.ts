@@ -1,31 +1,38 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { createProgressMeter, formatBytes, formatDuration, formatProgress } from "../../../runtime/progress.ts";
+import { createProgressMeter } from "../../../runtime/progress.ts";
 
 const MiB = 1024 * 1024;
 
-describe("formatProgress", () => {
-  it("shows percent, bytes, rate, time left and the URL when the size is known", () => {
-    assert.equal(formatProgress({ bytes: 512 * MiB, total: 1024 * MiB, elapsedMs: 4000, url: "http://m/os.raw" }),
-      "http://m/os.raw: 50% 512.0 MiB of 1.0 GiB, 128.0 MiB/s, 4s left");
-  });
-  it("shows bytes and rate only when the size is unknown", () => {
-    assert.equal(formatProgress({ bytes: 3 * MiB, total: undefined, elapsedMs: 2000, url: "u" }), "u: 3.0 MiB, 1.5 MiB/s");
-  });
-  it("says done at 100%", () => {
-    assert.equal(formatProgress({ bytes: 100, total: 100, elapsedMs: 90_000, url: "u" }), "u: 100% 100 B of 100 B, 1 B/s, done in 1m30s");
-  });
-  it("survives a zero elapsed time", () => {
-    assert.equal(formatProgress({ bytes: 0, total: 10, elapsedMs: 0, url: "u" }), "u: 0% 0 B of 10 B, 0 B/s");
-  });
-});
+/** The final line of a meter that saw `bytes` of `total` in `elapsedMs`. */
+function finalLine(bytes: number, total: number | undefined, elapsedMs: number, url = "u"): string {
+  const lines: string[] = [];
+  let clock = 0;
+  const meter = createProgressMeter({ total, intervalSeconds: 0, url: () => url, write: (l) => lines.push(l), now: () => clock });
+  meter.add(bytes);
+  clock = elapsedMs;
+  meter.end();
+  assert.equal(lines.length, 1);
+  return lines[0]!;
+}
 
-describe("formatBytes and formatDuration", () => {
-  it("use binary units and compact durations", () => {
-    assert.equal(formatBytes(1536), "1.5 KiB");
-    assert.equal(formatBytes(5 * 1024 ** 4), "5.0 TiB");
-    assert.equal(formatDuration(3725), "1h02m05s");
-    assert.equal(formatDuration(59.6), "1m00s");
+describe("progress lines", () => {
+  it("show percent, bytes, rate, time left and the URL when the size is known", () => {
+    assert.equal(finalLine(512 * MiB, 1024 * MiB, 4000, "http://m/os.raw"), "http://m/os.raw: 50% 512 MiB of 1.0 GiB, 128 MiB/s, 4s left");
+  });
+  it("show bytes and rate only when the size is unknown", () => {
+    assert.equal(finalLine(3 * MiB, undefined, 2000), "u: 3.0 MiB, 1.5 MiB/s");
+  });
+  it("say done at 100%", () => {
+    assert.equal(finalLine(100, 100, 90_000), "u: 100% 100 B of 100 B, 1 B/s, done in 1m30s");
+  });
+  it("survive a zero elapsed time", () => {
+    assert.equal(finalLine(0, 10, 0), "u: 0% 0 B of 10 B, 0 B/s");
+  });
+  it("use binary units (format-bytes.ts) and compact durations", () => {
+    assert.equal(finalLine(1536, 3072, 1000), "u: 50% 1.5 KiB of 3.0 KiB, 1.5 KiB/s, 1s left");
+    assert.equal(finalLine(5 * 1024 ** 4, 10 * 1024 ** 4, 3725_000), "u: 50% 5.0 TiB of 10 TiB, 1.4 GiB/s, 1h02m05s left");
+    assert.equal(finalLine(100, 200, 59_600), "u: 50% 100 B of 200 B, 2 B/s, 1m00s left");
   });
 });
 
