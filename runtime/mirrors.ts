@@ -9,7 +9,7 @@ export function urlFileName(url: string): string {
 }
 
 /** `name` resolved against a mirror base URL (a base without trailing slash is taken as a folder). */
-export function resolveAgainstMirror(mirror: string, name: string): string {
+function resolveAgainstMirror(mirror: string, name: string): string {
   const base = new URL(mirror);
   if (!base.pathname.endsWith("/")) base.pathname += "/";
   base.search = "";
@@ -26,14 +26,5 @@ export function resolveAgainstMirror(mirror: string, name: string): string {
 export function candidateUrls(url: string, mirrors: readonly string[] = []): string[] {
   const name = urlFileName(url);
   const all = [new URL(url).href, ...mirrors.map((mirror) => resolveAgainstMirror(mirror, name))];
-  return [...new Set(all)];
-}
-
-/**
- * The URLs to try for a file `name` that sits next to `url` (e.g. SHA256SUMS next to the image):
- * the sibling on the origin, then on each mirror.
- */
-export function siblingUrls(url: string, name: string, mirrors: readonly string[] = []): string[] {
-  const all = [new URL(name, url).href, ...mirrors.map((mirror) => resolveAgainstMirror(mirror, name))];
   return [...new Set(all)];
 }
