@@ -1,7 +1,7 @@
 // Checksum files as published next to images: `<image>.sha256` (a bare hash, or one line
 // `HASH  NAME`) and `SHA256SUMS` (`HASH  NAME` or, binary mode, `HASH *NAME`, one per line).
 
-export interface ChecksumEntry {
+interface ChecksumEntry {
   hash: string;
   /** File name, or undefined for a bare hash. */
   name: string | undefined;
@@ -12,7 +12,7 @@ export interface ChecksumEntry {
  *
  * @example parseChecksumFile("ab…ef *os.raw\n") // [{ hash: "ab…ef", name: "os.raw" }]
  */
-export function parseChecksumFile(text: string): ChecksumEntry[] {
+function parseChecksumFile(text: string): ChecksumEntry[] {
   const entries: ChecksumEntry[] = [];
   for (const raw of text.split(/\r?\n/)) {
     const line = raw.trim();

@@ -22,7 +22,7 @@ export const DEFAULT_DNS_PATHS: DnsPaths = {
 };
 
 /** True when resolv.conf text names at least one server. */
-export function hasNameserver(resolvConf: string): boolean {
+function hasNameserver(resolvConf: string): boolean {
   return /^\s*nameserver\s+\S+/m.test(resolvConf);
 }
 
@@ -31,12 +31,12 @@ export function hasNameserver(resolvConf: string): boolean {
  *
  * @example parseLeaseDns("ADDRESS=10.0.2.15\nDNS=10.0.2.3\n") // ["10.0.2.3"]
  */
-export function parseLeaseDns(text: string): string[] {
+function parseLeaseDns(text: string): string[] {
   return [...text.matchAll(/^DNS=(.*)$/gm)].flatMap((m) => m[1]!.trim().split(/\s+/)).filter((s) => isIP(s) !== 0);
 }
 
 /** The servers in /proc/net/pnp (`nameserver 10.0.2.3`); 0.0.0.0 means none. */
-export function parsePnpNameservers(text: string): string[] {
+function parsePnpNameservers(text: string): string[] {
   return [...text.matchAll(/^nameserver\s+(\S+)/gm)].map((m) => m[1]!).filter((s) => isIP(s) !== 0 && s !== "0.0.0.0");
 }
 

@@ -5,9 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { request } from "undici";
-import {
-  createServerLookup, fallbackDnsServers, hasNameserver, parseLeaseDns, parsePnpNameservers,
-} from "../../../runtime/dns-fallback.ts";
+import { createServerLookup, fallbackDnsServers } from "../../../runtime/dns-fallback.ts";
 import { createDispatcher } from "../../../runtime/http-dispatcher.ts";
 import { startFixtureServer, type FixtureServer } from "../../support/http-fixture-server.ts";
 
@@ -57,12 +55,17 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe("parsers", () => {
-  it("read resolv.conf, networkd leases and /proc/net/pnp", () => {
-    assert.equal(hasNameserver("# none\nsearch x\n"), false);
-    assert.equal(hasNameserver("nameserver 10.0.2.3\n"), true);
-    assert.deepEqual(parseLeaseDns("ADDRESS=10.0.2.15\nDNS=10.0.2.3 fec0::3\nNTP=1.2.3.4\n"), ["10.0.2.3", "fec0::3"]);
-    assert.deepEqual(parsePnpNameservers("#PROTO: DHCP\ndomain example\nnameserver 10.0.2.3\nnameserver 0.0.0.0\nbootserver 10.0.2.2\n"), ["10.0.2.3"]);
+describe("the files fallbackDnsServers reads", () => {
+  it("resolv.conf counts only with a nameserver line; leases give DNS= addresses, /proc/net/pnp its nameservers but 0.0.0.0", () => {
+    const own = mkdtempSync(join(dir, "parsers-"));
+    mkdirSync(join(own, "leases"));
+    const paths = { resolvConf: join(own, "resolv.conf"), leasesDir: join(own, "leases"), procNetPnp: join(own, "pnp") };
+    writeFileSync(join(own, "leases", "1"), "ADDRESS=10.0.2.15\nDNS=10.0.2.3 fec0::3\nNTP=1.2.3.4\n");
+    writeFileSync(join(own, "pnp"), "#PROTO: DHCP\ndomain example\nnameserver 10.0.2.4\nnameserver 0.0.0.0\nbootserver 10.0.2.2\n");
+    writeFileSync(paths.resolvConf, "# none\nsearch x\n");
+    assert.deepEqual(fallbackDnsServers(paths), ["10.0.2.3", "fec0::3", "10.0.2.4"]);
+    writeFileSync(paths.resolvConf, "nameserver 10.0.2.3\n");
+    assert.equal(fallbackDnsServers(paths), undefined);
   });
 });
 
