@@ -94,11 +94,6 @@ export function rootPartitionTypeFor(arch: string = process.arch): string | unde
   return partitionTypeFor("root", arch);
 }
 
-/** The DPS /usr partition type for an architecture, if known. */
-export function usrPartitionTypeFor(arch: string = process.arch): string | undefined {
-  return partitionTypeFor("usr", arch);
-}
-
 /** The designator a partition type stands for on this architecture, if any. */
 export function designatorOf(type: string, arch: string = process.arch): Designator | undefined {
   const types = DPS[arch];
@@ -114,7 +109,7 @@ export const GPT_FLAG_READ_ONLY = 1n << 60n;
 export const GPT_FLAG_NO_AUTO = 1n << 63n;
 
 /** A GUID in its mixed-endian on-disk form, as text. */
-export function formatGuid(bytes: Uint8Array): string {
+function formatGuid(bytes: Uint8Array): string {
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, 16);
   const hex = (from: number, to: number) => b.subarray(from, to).toString("hex");
   const le = (from: number, to: number) => Buffer.from(b.subarray(from, to)).reverse().toString("hex");
@@ -134,19 +129,15 @@ function fdReader(fd: number): ReadAt {
 }
 
 /**
- * Reads the partition table of the image at `image` (a path or an open fd). Resolves to undefined when
- * the image has no GPT (a plain file system); rejects with a clear message when it has a damaged one.
+ * Reads the partition table of the image at `image` (a path or an open fd): its partitions, sector
+ * size and disk GUID. Resolves to undefined when the image has no GPT (a plain file system); rejects
+ * with a clear message when it has a damaged one.
  *
  * ```ts
- * const parts = await readPartitionTable("/run/machines/image.raw");
- * const root = parts && pickPartition(parts, "root");
+ * const table = await readGpt("/run/machines/image.raw");
+ * const root = table && pickPartition(table.partitions, "root");
  * ```
  */
-export async function readPartitionTable(image: string | number): Promise<Partition[] | undefined> {
-  return (await readGpt(image))?.partitions;
-}
-
-/** Like readPartitionTable, with the sector size and disk GUID. */
 export async function readGpt(image: string | number): Promise<PartitionTable | undefined> {
   const file = typeof image === "number" ? undefined : await open(image, "r");
   const readAt = fdReader(file?.fd ?? (image as number));

@@ -3,7 +3,7 @@ import { mkdtempSync, openSync, closeSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { designatorOf, formatGuid, partitionTypeFor, pickPartition, readGpt, readPartitionTable, rootPartitionTypeFor, usrPartitionTypeFor } from "../../../runtime/gpt.ts";
+import { designatorOf, partitionTypeFor, pickPartition, readGpt, rootPartitionTypeFor } from "../../../runtime/gpt.ts";
 import { X64 } from "./ddi-fixtures.ts";
 import { copyImage, corruptByte, ESP_TYPE, makeExt4, makeGptImage, MIB, ROOT_X86_64 } from "./disk-fixtures.ts";
 
@@ -11,7 +11,7 @@ let dir: string;
 before(() => { dir = mkdtempSync(join(tmpdir(), "netimport-gpt-")); });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-describe("readPartitionTable", () => {
+describe("readGpt", () => {
   for (const sectorSize of [512, 4096] as const) {
     test(`reads a GPT with ${sectorSize}-byte sectors`, async () => {
       const image = join(dir, `gpt-${sectorSize}.img`);
@@ -26,11 +26,12 @@ describe("readPartitionTable", () => {
       ]);
       assert.equal(parts[1]!.firstLba, (5 * MIB) / sectorSize);
       assert.equal(parts[1]!.lastLba, (37 * MIB) / sectorSize - 1);
+      // Types and UUIDs are read in their mixed-endian on-disk form (ROOT_X86_64 is 4f68bce3-…, stored e3bc684f…).
       assert.match(parts[0]!.uuid, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
       // The same through an open file descriptor.
       const fd = openSync(image, "r");
       try {
-        assert.deepEqual(await readPartitionTable(fd), parts);
+        assert.deepEqual((await readGpt(fd))?.partitions, parts);
       } finally {
         closeSync(fd);
       }
@@ -40,18 +41,18 @@ describe("readPartitionTable", () => {
   test("a plain file system image has no partition table", async () => {
     const image = join(dir, "plain.img");
     makeExt4(image, 8 * MIB, "plain");
-    assert.equal(await readPartitionTable(image), undefined);
+    assert.equal(await readGpt(image), undefined);
   });
 
   test("a damaged header or entry array is reported, not ignored", async () => {
     const header = join(dir, "bad-header.img");
     copyImage(join(dir, "gpt-512.img"), header);
     corruptByte(header, 512 + 40); // first usable LBA, covered by the header CRC
-    await assert.rejects(readPartitionTable(header), /bad-header\.img: GPT header checksum mismatch .*corrupt/);
+    await assert.rejects(readGpt(header), /bad-header\.img: GPT header checksum mismatch .*corrupt/);
     const entries = join(dir, "bad-entries.img");
     copyImage(join(dir, "gpt-512.img"), entries);
     corruptByte(entries, 1024 + 56); // partition 1's name
-    await assert.rejects(readPartitionTable(entries), /GPT partition entry array checksum mismatch/);
+    await assert.rejects(readGpt(entries), /GPT partition entry array checksum mismatch/);
   });
 });
 
@@ -59,7 +60,7 @@ describe("partition types", () => {
   test("DPS root and /usr types by architecture", () => {
     assert.equal(rootPartitionTypeFor("x64"), "4f68bce3-e8cd-4db1-96e7-fbcaf984b709");
     assert.equal(rootPartitionTypeFor("arm64"), "b921b045-1df0-41c3-af44-4c6f280d3fae");
-    assert.equal(usrPartitionTypeFor("x64"), "8484680c-9521-48c6-9c11-b0720656f69e");
+    assert.equal(partitionTypeFor("usr", "x64"), "8484680c-9521-48c6-9c11-b0720656f69e");
     assert.equal(rootPartitionTypeFor("mips"), undefined);
   });
 
@@ -76,11 +77,6 @@ describe("partition types", () => {
     assert.equal(designatorOf(X64.usrVerity, "x64"), "usr-verity");
     assert.equal(designatorOf(X64.usrVerity, "arm64"), undefined);
     assert.equal(designatorOf(ESP_TYPE, "x64"), undefined);
-  });
-
-  test("GUIDs are printed in their mixed-endian form", () => {
-    const bytes = Buffer.from("e3bc684fcde8b14d96e7fbcaf984b709", "hex");
-    assert.equal(formatGuid(bytes), ROOT_X86_64);
   });
 
   test("pickPartition: root of this architecture, a number, or whole", () => {
