@@ -13,7 +13,7 @@ export interface Lock {
 }
 
 /** Another process holds the lock; `pid` is that process when it said. */
-export class LockedError extends Error {
+class LockedError extends Error {
   readonly pid: number | undefined;
   constructor(message: string, pid: number | undefined) {
     super(message);

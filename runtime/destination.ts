@@ -68,7 +68,7 @@ export type ExistingImage =
   | { state: "ours"; record: ImageRecord; stat: Stats; unchanged: boolean };
 
 /** DEST holds something netimport must not replace. */
-export class ForeignDestinationError extends Error {
+class ForeignDestinationError extends Error {
   constructor(message: string) {
     super(message);
     this.name = "ForeignDestinationError";

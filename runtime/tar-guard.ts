@@ -24,7 +24,7 @@ class TarEscapeError extends Error {
 }
 
 /** The archive is damaged, or one whose reading by GNU tar the guard cannot be sure of. */
-export class TarFormatError extends Error {
+class TarFormatError extends Error {
   override name = "TarFormatError";
 }
 

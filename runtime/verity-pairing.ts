@@ -10,7 +10,7 @@ import type { VeritySig } from "./verity-sig.ts";
 export type Kind = "root" | "usr";
 
 /** A DDI whose partitions cannot be paired as asked; the message says why, in one line. */
-export class VerityPairingError extends Error {
+class VerityPairingError extends Error {
   override name = "VerityPairingError";
 }
 

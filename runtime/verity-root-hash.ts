@@ -10,7 +10,7 @@ import { loadVerityCertificates, VERITY_CERTIFICATE_DIRS } from "./verity-certif
 import { parseVeritySig, VeritySigError } from "./verity-sig.ts";
 
 /** No trustworthy root hash; the message is the one line the console shows. */
-export class RootHashError extends Error {
+class RootHashError extends Error {
   override name = "RootHashError";
 }
 

@@ -10,7 +10,7 @@
 export const VERITY_SUPERBLOCK_SIZE = 512;
 
 /** A hash device whose superblock cannot be used; the message says what is wrong with it. */
-export class VeritySuperblockError extends Error {
+class VeritySuperblockError extends Error {
   override name = "VeritySuperblockError";
 }
 

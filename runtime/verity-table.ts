@@ -7,7 +7,7 @@
 import { VERITY_DIGEST_SIZES, type VeritySuperblock } from "./verity-superblock.ts";
 
 /** A root hash that cannot be the root of this hash tree. */
-export class RootHashFormatError extends Error {
+class RootHashFormatError extends Error {
   override name = "RootHashFormatError";
 }
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { resolve } from "node:path";
 import { describe, it } from "node:test";
-import { LockedError, lockDestination, lockFolderStorage } from "../../../runtime/dest-lock.ts";
+import { lockDestination, lockFolderStorage } from "../../../runtime/dest-lock.ts";
 
 const LOCK_MODULE = resolve(import.meta.dirname, "../../../runtime/dest-lock.ts");
 
@@ -10,9 +10,9 @@ describe("lockDestination", () => {
   it("lets one holder in; the second learns who holds it; release lets the next in", async () => {
     const dest = `/run/machines/lock-test-${process.pid}.raw`;
     const first = await lockDestination(dest);
-    await assert.rejects(lockDestination(dest), (error: Error) =>
-      error instanceof LockedError && error.pid === process.pid
-      && error.message === `another netimport pull (pid ${process.pid}) is writing ${dest}`);
+    await assert.rejects(lockDestination(dest), {
+      name: "LockedError", pid: process.pid, message: `another netimport pull (pid ${process.pid}) is writing ${dest}`,
+    });
     const other = await lockDestination(`${dest}.other`);
     await first.release();
     await first.release();
@@ -27,7 +27,7 @@ describe("lockDestination", () => {
       `const { lockDestination } = await import(${JSON.stringify(LOCK_MODULE)}); await lockDestination(${JSON.stringify(dest)}); console.log("locked"); setInterval(() => {}, 1000);`,
     ], { stdio: ["ignore", "pipe", "inherit"] });
     await new Promise<void>((done) => child.stdout.on("data", (text: Buffer) => text.toString().includes("locked") && done()));
-    await assert.rejects(lockDestination(dest), (error: Error) => error instanceof LockedError && error.pid === child.pid);
+    await assert.rejects(lockDestination(dest), { name: "LockedError", pid: child.pid });
     child.kill("SIGKILL");
     await new Promise((done) => child.on("close", done));
     const lock = await lockDestination(dest);

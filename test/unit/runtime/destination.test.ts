@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
-  findTemporaries, ForeignDestinationError, inspectDestination, makeReadOnly, moveIntoPlace, removePath, temporaryPath,
+  findTemporaries, inspectDestination, makeReadOnly, moveIntoPlace, removePath, temporaryPath,
 } from "../../../runtime/destination.ts";
 import { identityOf, readRecords, recordPath, writeRecords, type ImageRecord } from "../../../runtime/image-record.ts";
 
@@ -72,7 +72,7 @@ describe("inspectDestination", () => {
     const cwd = join(d, "my-project");
     mkdirSync(cwd);
     writeFileSync(join(cwd, "precious.txt"), "data");
-    await assert.rejects(inspectDestination(cwd, "file"), ForeignDestinationError);
+    await assert.rejects(inspectDestination(cwd, "file"), { name: "ForeignDestinationError" });
     await assert.rejects(inspectDestination(cwd, "directory"), /was not made by netimport \(no record of it in .*\/\.my-project\.netimport\): netimport only replaces images it pulled itself/);
     const file = join(d, "someones.raw");
     writeFileSync(file, "x");
