@@ -270,12 +270,6 @@ export function explainWriteError(error: unknown, path: string, written?: number
   return withCause(`no space left on ${where}${after}: the image does not fit`, err);
 }
 
-/** True for the errors explainWriteError describes as "no space left". */
-export function isNoSpaceError(error: unknown): boolean {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  return code === "ENOSPC" || code === "EDQUOT" || (error instanceof Error && error.cause !== undefined && isNoSpaceError(error.cause));
-}
-
 function withCause(message: string, cause: Error): Error {
   const error = new Error(message, { cause }) as NodeJS.ErrnoException;
   error.code = (cause as NodeJS.ErrnoException).code;
