@@ -36,7 +36,7 @@ export interface Der {
  * const { element, next } = readElement(Buffer.from("020101", "hex"), 0); // INTEGER 1, next = 3
  * ```
  */
-export function readElement(input: Buffer, offset: number): { element: Der; next: number } {
+function readElement(input: Buffer, offset: number): { element: Der; next: number } {
   let at = offset;
   const byte = (what: string): number => {
     if (at >= input.length) throw new DerError(`truncated ${what} at byte ${at}`);
