@@ -46,7 +46,7 @@ export interface Pairing {
  * // { data: "00112233-4455-6677-8899-aabbccddeeff", verity: "01234567-89ab-cdef-0123-456789abcdef" }
  * ```
  */
-export function uuidsFromRootHash(rootHash: string): { data: string; verity: string } {
+function uuidsFromRootHash(rootHash: string): { data: string; verity: string } {
   const hex = rootHash.toLowerCase();
   const uuid = (h: string) => `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
   return { data: uuid(hex.slice(0, 32)), verity: uuid(hex.slice(-32)) };

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { Partition } from "../../../runtime/gpt.ts";
-import { pairVerityPartitions, uuidsFromRootHash } from "../../../runtime/verity-pairing.ts";
+import { pairVerityPartitions } from "../../../runtime/verity-pairing.ts";
 import type { VeritySig } from "../../../runtime/verity-sig.ts";
 import { uuidsOf, X64 } from "./ddi-fixtures.ts";
 
@@ -16,13 +16,17 @@ function part(type: string, uuid = `00000000-0000-0000-0000-${String(next).padSt
 const sig = (rootHash: string): VeritySig => ({ rootHash, signature: Buffer.from("x"), json: JSON.stringify({ rootHash }) });
 const none = new Map<number, VeritySig>();
 
-describe("uuidsFromRootHash", () => {
+describe("the partition UUIDs a root hash names", () => {
   test("data = the first 128 bits, verity = the last 128 bits, as UUID text in byte order", () => {
-    assert.deepEqual(uuidsFromRootHash("00112233445566778899AABBCCDDEEFF" + "0123456789abcdef0123456789abcdef"), {
-      data: "00112233-4455-6677-8899-aabbccddeeff", verity: "01234567-89ab-cdef-0123-456789abcdef",
-    });
+    const hash = "00112233445566778899aabbccddeeff" + "0123456789abcdef0123456789abcdef";
+    const data = part(X64.root, "00112233-4455-6677-8899-aabbccddeeff");
+    const verity = part(X64.rootVerity, "01234567-89ab-cdef-0123-456789abcdef");
+    const p = pairVerityPartitions({ partitions: [part(X64.root), data, part(X64.rootVerity), verity], kind: "root", arch: "x64", rootHash: hash, signatures: none });
+    assert.deepEqual([p?.data, p?.verity], [data, verity]);
     // The same as the fixtures (and systemd-repart) derive them.
-    assert.deepEqual(uuidsFromRootHash(HASH_A), uuidsOf(HASH_A));
+    const a = uuidsOf(HASH_A);
+    const pa = pairVerityPartitions({ partitions: [part(X64.root), part(X64.root, a.data), part(X64.rootVerity), part(X64.rootVerity, a.verity)], kind: "root", arch: "x64", rootHash: HASH_A, signatures: none });
+    assert.deepEqual([pa?.data.uuid, pa?.verity?.uuid], [a.data, a.verity]);
   });
 });
 
