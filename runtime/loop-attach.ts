@@ -367,7 +367,7 @@ function readOnlyText(a: Attachment): string {
 }
 
 /** One line saying what was attached, where, and how. */
-export function describeAttachment(a: Attachment): string {
+function describeAttachment(a: Attachment): string {
   const fs = a.fsType ? ` (${a.fsType})` : "";
   const kind = a.designator ? `${a.designator} partition` : "partition";
   const what = a.partition

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parseAttachArgs } from "../../../runtime/attach-command.ts";
-import { attachImage, describeAttachment, linkAtomically } from "../../../runtime/loop-attach.ts";
+import { attachImage, describeOutcome, linkAtomically } from "../../../runtime/loop-attach.ts";
 import { copyImage, corruptByte, detachAll, loopsOf, makeExt4, makeGptImage, MIB, ROOT_LABEL } from "./disk-fixtures.ts";
 
 let dir: string;
@@ -68,18 +68,22 @@ describe("netimport attach", () => {
   });
 
   test("--partition=N attaches that partition, --partition=whole the whole image", async () => {
-    const [one] = (await attachImage(gpt, { partition: 1 })).attachments;
+    const first = await attachImage(gpt, { partition: 1 });
+    const [one] = first.attachments;
     try {
       assert.equal(one!.partition?.number, 1);
       assert.equal(blockdev("--getsize64", one!.device), String(4 * MIB));
-      assert.match(describeAttachment(one!), /^Attached partition 1 "esp" of .* at \/dev\/loop\d+ \(read-only\)$/);
+      assert.deepEqual(describeOutcome(first).map((line) => line.replace(/\/dev\/loop\d+/, "/dev/loopN").replace(gpt, "GPT")),
+        ['Attached partition 1 "esp" of GPT at /dev/loopN (read-only)']);
     } finally {
       detachAll(gpt);
     }
-    const [whole] = (await attachImage(gpt, { partition: "whole" })).attachments;
+    const second = await attachImage(gpt, { partition: "whole" });
+    const [whole] = second.attachments;
     try {
       assert.equal(blockdev("--getsize64", whole!.device), String(48 * MIB));
-      assert.match(describeAttachment(whole!), /^Attached the whole image .* at \/dev\/loop\d+ \(read-only\)$/);
+      assert.deepEqual(describeOutcome(second).map((line) => line.replace(/\/dev\/loop\d+/, "/dev/loopN").replace(gpt, "GPT")),
+        ["Attached the whole image GPT at /dev/loopN (read-only)"]);
     } finally {
       detachAll(gpt);
     }
