@@ -61,7 +61,7 @@ const CONFIG_DIRS = ["/etc/netimport", "/run/netimport", "/usr/lib/netimport"];
  * `netimport.conf.d/*.conf` drop-in, where a name in an earlier folder masks the same name in a
  * later one, applied sorted by file name.
  */
-export function readConfigFiles(env: Env, log: LogLine[]): ConfigText[] {
+function readConfigFiles(env: Env, log: LogLine[]): ConfigText[] {
   const prefix = rootPrefix(env);
   const files: ConfigText[] = [];
   const read = (path: string): void => {

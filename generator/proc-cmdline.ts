@@ -14,7 +14,7 @@ export interface CmdlineItem {
  *
  * @example splitCmdline(`a "b c" d="e f"`) // ["a", "b c", "d=e f"]
  */
-export function splitCmdline(text: string): string[] {
+function splitCmdline(text: string): string[] {
   const words: string[] = [];
   let word = "";
   let inWord = false;

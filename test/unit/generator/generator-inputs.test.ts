@@ -4,8 +4,13 @@ import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { LogLine } from "../../../generator/log-line.ts";
-import { readConfigFiles } from "../../../generator/generator-inputs.ts";
+import { readGeneratorInputs } from "../../../generator/generator-inputs.ts";
 import { tempDir } from "../../support/temp-dir.ts";
+
+/** The config files readGeneratorInputs() finds under `root`. */
+function readConfigFiles(root: string, log: LogLine[]) {
+  return readGeneratorInputs({ NETIMPORT_ROOT: root, SYSTEMD_PROC_CMDLINE: "", SYSTEMD_IN_INITRD: "1" }, log).configs;
+}
 
 test("config files: main file, then drop-ins by name (/etc masks /usr/lib); bytes as they are", () => {
   const root = tempDir("netimport-inputs-");
@@ -16,7 +21,7 @@ test("config files: main file, then drop-ins by name (/etc masks /usr/lib); byte
   writeFileSync(join(root, "usr/lib/netimport/netimport.conf.d/10-a.conf"), Buffer.from([0x5b, 0xff, 0x5d]));
   writeFileSync(join(root, "etc/netimport/netimport.conf.d/ignored.txt"), "x");
   const log: LogLine[] = [];
-  const files = readConfigFiles({ NETIMPORT_ROOT: root }, log);
+  const files = readConfigFiles(root, log);
   assert.deepEqual(files.map((f) => f.path), ["/usr/lib/netimport/netimport.conf", "/usr/lib/netimport/netimport.conf.d/10-a.conf", "/etc/netimport/netimport.conf.d/20-b.conf"]);
   assert.deepEqual([...(files[1]!.content as Uint8Array)], [0x5b, 0xff, 0x5d]);
   assert.deepEqual(log, []);
@@ -27,7 +32,7 @@ test("regression: a drop-in whose name has a control character is skipped: its p
   mkdirSync(join(root, "etc/netimport/netimport.conf.d"), { recursive: true });
   writeFileSync(join(root, "etc/netimport/netimport.conf.d/50-x\nExecStartPre=evil.conf"), "[Import]\nPull=::http://h/a.raw\n");
   const log: LogLine[] = [];
-  assert.deepEqual(readConfigFiles({ NETIMPORT_ROOT: root }, log), []);
+  assert.deepEqual(readConfigFiles(root, log), []);
   assert.equal(log.length, 1);
   assert.match(log[0]!.message, /^Ignoring drop-in \/etc\/netimport\/netimport\.conf\.d\/50-x\nExecStartPre=evil\.conf: its name has control characters\.$/);
 });

@@ -1,6 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { keyIs, parseCmdline, splitCmdline } from "../../../generator/proc-cmdline.ts";
+import { keyIs, parseCmdline } from "../../../generator/proc-cmdline.ts";
+
+/** The words of a command line, as parseCmdline() splits it (on the host, where every unprefixed key counts). */
+const splitCmdline = (text: string): string[] => parseCmdline(text, false).map(({ key, value }) => (value === undefined ? key : `${key}=${value}`));
 
 test("words split on whitespace, quotes group and are removed", () => {
   assert.deepEqual(splitCmdline(`  a  "b c"\td="e f" 'g "h"' x"y z"w\n`), ["a", "b c", "d=e f", 'g "h"', "xy zw"]);
