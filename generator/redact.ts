@@ -46,7 +46,7 @@ export function redactSecrets(text: string): string {
  * scheme inside a whitespace-separated word (`Mirror=https://…`, `rd.systemd.import=raw::https://…`)
  * and ends with the word; quotes around it are dropped.
  */
-export function urlsWithCredentials(text: string): string[] {
+function urlsWithCredentials(text: string): string[] {
   const found: string[] = [];
   for (const word of text.split(/\s+/)) {
     const start = word.search(/(?:https?|file):\/\//i);

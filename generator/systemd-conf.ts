@@ -18,7 +18,7 @@ import type { LogLine } from "./log-line.ts";
 import { decodeUtf8, escapeInvalidUtf8, isValidUtf8 } from "./systemd-utf8.ts";
 
 /** LONG_LINE_MAX: the longest line, and the longest continued line, systemd reads. */
-export const LONG_LINE_MAX = 1024 * 1024;
+const LONG_LINE_MAX = 1024 * 1024;
 
 const WHITESPACE = " \t\n\r";
 const COMMENTS = "#;";
@@ -112,7 +112,7 @@ interface ParserState {
  * LONG_LINE_MAX bytes or more, after which nothing more is read. An end of line is a run of \n, \r
  * and NUL in which no kind repeats, and a NUL ends the run.
  */
-export function* readLines(bytes: string): Generator<string | undefined> {
+function* readLines(bytes: string): Generator<string | undefined> {
   let at = 0;
   while (at < bytes.length) {
     const start = at;

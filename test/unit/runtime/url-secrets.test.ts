@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { logText } from "../../../generator/log-line.ts";
-import { urlsWithCredentials } from "../../../generator/redact.ts";
+import { credentialIndex } from "../../../generator/redact.ts";
 import { completeSecretUrls } from "../../../runtime/url-secrets.ts";
 
 let dir: string;
@@ -20,7 +20,7 @@ describe("url secrets", () => {
       "Pull=raw,root::https://token@images/root.raw.zst",
       'rd.systemd.import="raw::https://u:p@h/a.raw" quiet',
     ].join("\n");
-    assert.deepEqual(urlsWithCredentials(text), [
+    assert.deepEqual([...credentialIndex([text]).values()].flatMap((urls) => [...urls]), [
       "https://alice:s3cr3t@mirror1/images/", "https://bob:pw@mirror2/x/", "http://proxy-user:proxy%20pw@proxy:3128",
       "https://token@images/root.raw.zst", "https://u:p@h/a.raw",
     ]);
