@@ -5,8 +5,8 @@
 import { openSync, readSync, closeSync } from "node:fs";
 import { join } from "node:path";
 
-export const LOADER_VENDOR_GUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f";
-export const EFI_GLOBAL_GUID = "8be4df61-93ca-11d2-aa0d-00e098032b8c";
+const LOADER_VENDOR_GUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f";
+const EFI_GLOBAL_GUID = "8be4df61-93ca-11d2-aa0d-00e098032b8c";
 export const DEFAULT_EFIVARFS = "/sys/firmware/efi/efivars";
 
 export interface BootUrl {
@@ -43,14 +43,14 @@ export function efivarfsReader(dir: string = DEFAULT_EFIVARFS): EfiVariableReade
 }
 
 /** Decodes a NUL-terminated UTF-16LE string variable. */
-export function decodeUtf16Variable(data: Uint8Array): string {
+function decodeUtf16Variable(data: Uint8Array): string {
   let end = 0;
   while (end + 1 < data.length && (data[end] !== 0 || data[end + 1] !== 0)) end += 2;
   return Buffer.from(data.buffer, data.byteOffset, end).toString("utf16le");
 }
 
 /** One node of a UEFI device path. */
-export interface DevicePathNode {
+interface DevicePathNode {
   type: number;
   subType: number;
   data: Uint8Array;
@@ -60,7 +60,7 @@ export interface DevicePathNode {
  * Splits a device path into nodes, stopping at the end node (0x7f/0xff), at a node whose length is
  * shorter than its header, or at one running past the data (truncated paths yield what came before).
  */
-export function parseDevicePath(path: Uint8Array): DevicePathNode[] {
+function parseDevicePath(path: Uint8Array): DevicePathNode[] {
   const nodes: DevicePathNode[] = [];
   let offset = 0;
   while (offset + 4 <= path.length) {
@@ -76,7 +76,7 @@ export function parseDevicePath(path: Uint8Array): DevicePathNode[] {
 }
 
 /** The first non-empty URI node (messaging 0x03, subtype 0x18; ASCII) of a device path. */
-export function uriFromDevicePath(path: Uint8Array): string | undefined {
+function uriFromDevicePath(path: Uint8Array): string | undefined {
   for (const node of parseDevicePath(path)) {
     if (node.type !== 0x03 || node.subType !== 0x18) continue;
     const uri = Buffer.from(node.data).toString("latin1").replace(/\0+$/, "");
@@ -89,7 +89,7 @@ export function uriFromDevicePath(path: Uint8Array): string | undefined {
  * The device path of an EFI_LOAD_OPTION (the data of a Boot#### variable): UINT32 attributes,
  * UINT16 FilePathListLength, a NUL-terminated UTF-16 description, then the file path list.
  */
-export function loadOptionDevicePath(option: Uint8Array): Uint8Array | undefined {
+function loadOptionDevicePath(option: Uint8Array): Uint8Array | undefined {
   if (option.length < 6) return undefined;
   const pathLength = option[4]! | (option[5]! << 8);
   let offset = 6;

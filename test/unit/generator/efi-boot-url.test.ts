@@ -1,14 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
-import {
-  decodeUtf16Variable,
-  discoverBootUrl,
-  efivarfsReader,
-  loadOptionDevicePath,
-  parseDevicePath,
-  uriFromDevicePath,
-} from "../../../generator/efi-boot-url.ts";
+import { discoverBootUrl, efivarfsReader } from "../../../generator/efi-boot-url.ts";
 import {
   bootCurrent,
   dnsNode,
@@ -80,24 +73,25 @@ test("not HTTP-booted: no URI node, only an empty one, no boot entry, no variabl
   assert.equal(discover({}), undefined);
 });
 
+/** The URL found through BootCurrent → Boot0001 whose device path is `path`. */
+const fromDevicePath = (path: Buffer) => discover({ BootCurrent: bootCurrent(1), Boot0001: loadOption("UEFI HTTP", path) })?.url;
+
 test("truncated device paths yield the nodes before the damage, never a crash", () => {
   const full = Buffer.concat([macNode(), ipv4Node(), uriNode(URL), END_NODE]);
   for (let cut = 0; cut < full.length; cut++) {
-    const truncated = full.subarray(0, cut);
-    const nodes = parseDevicePath(truncated);
-    assert.ok(nodes.length <= 3);
-    const uri = uriFromDevicePath(truncated);
+    const uri = fromDevicePath(full.subarray(0, cut));
     assert.ok(uri === undefined || uri === URL, `cut at ${cut}: ${uri}`);
   }
+  assert.equal(fromDevicePath(full.subarray(0, full.length - END_NODE.length)), URL, "the URI node is whole: found without the end node");
   // A length field larger than what is left, or smaller than the header, stops parsing.
-  assert.equal(uriFromDevicePath(Buffer.concat([node(0x03, 0x18, Buffer.from(URL), 200)])), undefined);
-  assert.deepEqual(parseDevicePath(Buffer.concat([node(0x03, 0x0c, Buffer.alloc(0), 2), uriNode(URL)])), []);
+  assert.equal(fromDevicePath(node(0x03, 0x18, Buffer.from(URL), 200)), undefined);
+  assert.equal(fromDevicePath(Buffer.concat([node(0x03, 0x0c, Buffer.alloc(0), 2), uriNode(URL)])), undefined);
   // A truncated load option (description without terminator) has no device path.
-  assert.equal(uriFromDevicePath(loadOptionDevicePath(Buffer.from([1, 0, 0, 0, 10, 0, 0x41])) ?? new Uint8Array()), undefined);
+  assert.equal(discover({ BootCurrent: bootCurrent(1), Boot0001: Buffer.from([1, 0, 0, 0, 10, 0, 0x41]) }), undefined);
   assert.equal(discover({ BootCurrent: Buffer.from([1]) }), undefined);
 });
 
-test("UTF-16 variables stop at the NUL terminator", () => {
-  assert.equal(decodeUtf16Variable(Buffer.concat([utf16z("abc"), Buffer.from("garbage")])), "abc");
-  assert.equal(decodeUtf16Variable(Buffer.from("a\0b\0", "latin1")), "ab");
+test("UTF-16 variables stop at the NUL terminator, or at their end without one", () => {
+  assert.equal(discover({ StubDeviceURL: Buffer.concat([utf16z(URL), Buffer.from("garbage")]) })?.url, URL);
+  assert.equal(discover({ LoaderDeviceURL: Buffer.from(URL, "utf16le") })?.url, URL);
 });

@@ -1,8 +1,12 @@
 // efivarfs fixtures built byte by byte: 4 bytes of attributes, then the variable's data.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { EFI_GLOBAL_GUID, LOADER_VENDOR_GUID } from "../../../generator/efi-boot-url.ts";
 import { tempDir } from "../../support/temp-dir.ts";
+
+// Written out here rather than imported, so that a wrong GUID in efi-boot-url.ts fails the tests:
+// systemd's LoaderDevicePath vendor GUID (StubDeviceURL, LoaderDeviceURL), and EFI_GLOBAL_VARIABLE.
+const LOADER_VENDOR_GUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f";
+const EFI_GLOBAL_GUID = "8be4df61-93ca-11d2-aa0d-00e098032b8c";
 
 const ATTRIBUTES = Buffer.from([0x06, 0x00, 0x00, 0x00]); // BOOTSERVICE_ACCESS | RUNTIME_ACCESS
 
