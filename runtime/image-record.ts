@@ -56,7 +56,7 @@ function isRecord(value: unknown): value is ImageRecord {
 }
 
 /** The records kept for DEST (none when there is no sidecar or it is unreadable). */
-export async function readRecords(dest: string): Promise<ImageRecord[]> {
+async function readRecords(dest: string): Promise<ImageRecord[]> {
   let text: string;
   try {
     text = await readFile(recordPath(dest), "utf8");
@@ -87,7 +87,7 @@ export async function writeRecords(dest: string, records: ImageRecord[], tempora
 }
 
 /** The record of the image now at DEST (matched by kind and inode), if netimport made it. */
-export function recordOf(records: ImageRecord[], stat: Stats): ImageRecord | undefined {
+function recordOf(records: ImageRecord[], stat: Stats): ImageRecord | undefined {
   const identity = identityOf(stat);
   return records.find((r) => r.kind === identity.kind && r.ino === identity.ino);
 }
