@@ -12,7 +12,7 @@ import { commandLine, UsageError } from "./command-line.ts";
 import { completeSecretUrls } from "./url-secrets.ts";
 import { parseVerifyMode } from "./verify.ts";
 
-export const PULL_USAGE = `Usage: netimport pull [--type=raw|tar] [--verify=no|checksum|signature|sha256:HEX] [--keyring=FILE]
+const PULL_USAGE = `Usage: netimport pull [--type=raw|tar] [--verify=no|checksum|signature|sha256:HEX] [--keyring=FILE]
                       [--mirror=URL]... [--ca-file=FILE] [--idle-timeout=SEC] [--retries=N] [--retry-delay=SEC]
                       [--proxy=URL] [--http-proxy=URL] [--https-proxy=URL] [--no-proxy=HOSTS]
                       [--secrets-from=FILE]... [--image-memory-max=SIZE|PERCENT%] [--progress-interval=SEC] [--ro]
