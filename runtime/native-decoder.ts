@@ -59,7 +59,7 @@ export async function* throughProcess(input: AsyncIterable<Uint8Array>, decoder:
 }
 
 /** How much of its input a decoder was given: all of it or not, and the last bytes given. */
-export class InputEnd {
+class InputEnd {
   /** The input ended and every byte of it was passed on. */
   fedToEnd = false;
   /** A copy of the last TAIL_BYTES bytes passed on (fewer if the input was shorter). */
@@ -117,7 +117,7 @@ const DAMAGED_MARKER_BITS = 8;
  * - Only a failure at the end of an input that stops without a marker is "truncated": whatever
  *   lbzip2 said then, and when bzip2 says so itself.
  */
-export function judgeBzip2Run(command: string, status: ExitStatus, stderr: string, input: Pick<InputEnd, "fedToEnd" | "tail">): Error | undefined {
+function judgeBzip2Run(command: string, status: ExitStatus, stderr: string, input: Pick<InputEnd, "fedToEnd" | "tail">): Error | undefined {
   if (status.error) return describeExit("bzip2", command, status, stderr);
   const markerDamage = bzip2MarkerDistance(input.tail);
   if (status.code === 0) {

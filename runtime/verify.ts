@@ -57,7 +57,7 @@ export interface ChecksumSource {
  *
  * @example siblingUrl("https://o/img/os.raw?token=abc#x", "os.raw.sha256") // "https://o/img/os.raw.sha256"
  */
-export function siblingUrl(url: string, name: string): string {
+function siblingUrl(url: string, name: string): string {
   const sibling = new URL(url);
   sibling.search = "";
   sibling.hash = "";
@@ -66,7 +66,7 @@ export function siblingUrl(url: string, name: string): string {
 }
 
 /** The checksum files for the image at `imageUrl`, in the order systemd-pull tries them, each with its signatures. */
-export function checksumSources(imageUrl: string): ChecksumSource[] {
+function checksumSources(imageUrl: string): ChecksumSource[] {
   const name = urlFileName(imageUrl);
   const sums = siblingUrl(imageUrl, "SHA256SUMS");
   const sumsSource = { url: sums, signatures: [`${sums}.gpg`, `${sums}.asc`], allowBare: false };
