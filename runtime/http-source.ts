@@ -10,12 +10,14 @@
 // fails with RestartFromZero: the bytes already passed on cannot be taken back, so the caller starts
 // the whole transfer again.
 import { Readable } from "node:stream";
-import { request, type Dispatcher, type ResponseData } from "./undici-core.ts";
+import type { HttpClient, HttpResponse } from "./http-client.ts";
+import { InvalidResponseError } from "./http1-response.ts";
 import { backoffDelay, sleep, type BackoffPolicy } from "./backoff.ts";
 import { candidateUrls } from "./mirrors.ts";
 
 export interface TransferOptions {
-  dispatcher: Dispatcher;
+  /** The client every request goes through (http-client.ts). */
+  client: HttpClient;
   /** Base URLs tried, in order, after the URL itself. */
   mirrors?: readonly string[];
   /** Fail a connection that delivers no byte for this long (default 30 s). */
@@ -96,9 +98,12 @@ function networkError(error: unknown, url: string): HttpError {
   if (error instanceof HttpError) return error;
   const e = error as NodeJS.ErrnoException;
   const what = e.code && !e.message.includes(e.code) ? `${e.message} (${e.code})` : e.message;
-  // A certificate that does not verify will not verify on the next attempt either.
-  const certificate = /CERT|UNABLE_TO_|SELF_SIGNED|ERR_TLS/.test(e.code ?? "");
-  return new HttpError(`${what} from ${url}`, url, { retryable: !certificate, cause: error });
+  // A certificate that does not verify will not verify on the next attempt either, nor will a
+  // response that is no valid HTTP (http1-response.ts); a cut connection or a timeout may.
+  const persistent = /CERT|UNABLE_TO_|SELF_SIGNED|ERR_TLS/.test(e.code ?? "") || error instanceof InvalidResponseError;
+  // The client's own errors name the URL already.
+  const from = e.message.includes(url) ? "" : ` from ${url}`;
+  return new HttpError(`${what}${from}`, url, { retryable: !persistent, cause: error });
 }
 
 /**
@@ -139,11 +144,8 @@ function header(headers: Record<string, string | string[] | undefined>, name: st
   return Array.isArray(value) ? value[0] : value;
 }
 
-interface Response {
+interface Response extends HttpResponse {
   url: string;
-  statusCode: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: ResponseData["body"];
 }
 
 /** What the server said about the file when the transfer started. */
@@ -252,10 +254,8 @@ class Transfer {
       seen.add(url);
       // A URL's user name and password go to its own origin only, never to where it redirects.
       const sameOrigin = credentials !== undefined && new URL(url).origin === new URL(start).origin;
-      const response = await request(url, {
-        method: "GET",
+      const response = await this.options.client.request(url, {
         headers: sameOrigin ? { ...headers, authorization: credentials } : headers,
-        dispatcher: this.options.dispatcher,
         signal: this.signal,
       });
       const { statusCode } = response;
@@ -403,7 +403,7 @@ async function* idle(body: Readable, ms: number, url: string): AsyncGenerator<Bu
  * resuming across failures.
  *
  * @example
- * const source = await openHttpSource("https://example.org/os.raw.zst", { dispatcher, mirrors: ["https://m/"] });
+ * const source = await openHttpSource("https://example.org/os.raw.zst", { client, mirrors: ["https://m/"] });
  * if (!source.notModified) await pipeline(source.body, createWriteStream("os.raw.zst"));
  */
 export async function openHttpSource(url: string, options: TransferOptions & { ifNoneMatch?: ConditionalRequest }): Promise<OpenedSource> {
@@ -413,7 +413,7 @@ export async function openHttpSource(url: string, options: TransferOptions & { i
   transfer.learn(first);
   transfer.current = first.body;
   const body = Readable.from(transfer.bytes(first), { objectMode: false, highWaterMark: 1 << 20 });
-  // A consumer that stops early must not leave a response pending in the dispatcher, nor wait for a
+  // A consumer that stops early must not leave a connection open, nor wait for a
   // stalled read to time out: destroying the current response ends the pending read at once.
   const destroyGenerator = body._destroy.bind(body);
   body._destroy = (error, callback) => {

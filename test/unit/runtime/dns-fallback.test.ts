@@ -4,9 +4,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { request } from "undici";
 import { createServerLookup, fallbackDnsServers } from "../../../runtime/dns-fallback.ts";
-import { createDispatcher } from "../../../runtime/http-dispatcher.ts";
+import { createHttpClient } from "../../../runtime/http-client.ts";
 import { startFixtureServer, type FixtureServer } from "../../support/http-fixture-server.ts";
 
 /** A tiny real DNS server: answers A queries for known names, NXDOMAIN for the rest. */
@@ -116,16 +115,16 @@ describe("createServerLookup", () => {
       return;
     }
     writeFileSync(join(dir, "leases", "2"), "ADDRESS=10.0.2.15\nDNS=127.88.0.1\n");
-    const dispatcher = createDispatcher({
+    const client = createHttpClient({
       idleTimeoutMs: 2000,
       dnsPaths: { resolvConf: join(dir, "missing-resolv.conf"), leasesDir: join(dir, "leases"), procNetPnp: join(dir, "pnp") },
     });
     try {
-      const response = await request(`http://images.test:${http.port}/file.txt`, { dispatcher });
-      assert.equal(await response.body.text(), "resolved\n");
+      const response = await client.request(`http://images.test:${http.port}/file.txt`, { headers: {} });
+      assert.equal((await response.body.toArray()).join(""), "resolved\n");
       assert.ok(dns.queries.includes("images.test/1"));
     } finally {
-      await dispatcher.destroy();
+      await client.close();
       dns.socket.close();
     }
   });

@@ -1,20 +1,20 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { Agent } from "undici";
+import { createHttpClient, type HttpClient } from "../../../runtime/http-client.ts";
 import { fetchSmallFile, HttpError, openHttpSource, RestartFromZero, type ConditionalRequest, type TransferOptions } from "../../../runtime/http-source.ts";
 import { startFixtureServer, type FixtureServer } from "../../support/http-fixture-server.ts";
 import { makeTestCertificates } from "../../support/test-certificates.ts";
 
 const FILE = randomBytes(1 << 20);
-/** Larger than everything that buffers ahead of a consumer (socket, undici, the body's high water mark). */
+/** Larger than everything that buffers ahead of a consumer (socket, the client, the body's high water mark). */
 const BIG = Buffer.concat(Array.from({ length: 16 }, () => FILE));
 
 async function readAll(url: string, options: Partial<TransferOptions> & { ifNoneMatch?: ConditionalRequest } = {}): Promise<Buffer> {
-  const source = await openHttpSource(url, { dispatcher, idleTimeoutMs: 1000, backoff: { baseMs: 10, capMs: 50 }, ...options });
+  const source = await openHttpSource(url, { client, idleTimeoutMs: 1000, backoff: { baseMs: 10, capMs: 50 }, ...options });
   assert.equal(source.notModified, false);
   if (source.notModified) throw new Error("unreachable");
   const chunks: Buffer[] = [];
@@ -24,7 +24,7 @@ async function readAll(url: string, options: Partial<TransferOptions> & { ifNone
 
 let dir: string;
 let server: FixtureServer;
-let dispatcher: Agent;
+let client: HttpClient;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "netimport-http-"));
@@ -35,17 +35,17 @@ before(async () => {
   writeFileSync(join(dir, "image-v2.raw"), randomBytes(FILE.length));
   utimesSync(join(dir, "image-v2.raw"), new Date(), new Date(Date.now() + 60_000));
   server = await startFixtureServer({ root: dir });
-  dispatcher = new Agent({ headersTimeout: 1000, bodyTimeout: 0 });
+  client = createHttpClient({ idleTimeoutMs: 1000 });
 });
 after(async () => {
-  await dispatcher.close();
+  await client.close();
   await server.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
 describe("openHttpSource", () => {
   it("streams the file and reports its size and ETag", async () => {
-    const source = await openHttpSource(`${server.url}/image.raw`, { dispatcher });
+    const source = await openHttpSource(`${server.url}/image.raw`, { client });
     assert.equal(source.notModified, false);
     if (source.notModified) return;
     assert.equal(source.size, FILE.length);
@@ -183,7 +183,7 @@ describe("openHttpSource", () => {
 
   it("does not count the consumer's own pauses as idle time", async () => {
     server.log.length = 0;
-    const source = await openHttpSource(`${server.url}/big.raw`, { dispatcher, idleTimeoutMs: 200, backoff: { baseMs: 10, capMs: 50 } });
+    const source = await openHttpSource(`${server.url}/big.raw`, { client, idleTimeoutMs: 200, backoff: { baseMs: 10, capMs: 50 } });
     if (source.notModified) throw new Error("unreachable");
     const chunks: Buffer[] = [];
     for await (const chunk of source.body) {
@@ -206,7 +206,7 @@ describe("openHttpSource", () => {
       mirror.behave("/m1/image.raw", { status: 404 });
       mirror.behave("/m2/image.raw", { redirectTo: "/image.raw" });
       const source = await openHttpSource(`${server.url}/gone/image.raw`, {
-        dispatcher, mirrors: [`${mirror.url}/m1/`, `${mirror.url}/m2`],
+        client, mirrors: [`${mirror.url}/m1/`, `${mirror.url}/m2`],
       });
       assert.equal(source.notModified, false);
       if (source.notModified) return;
@@ -221,7 +221,7 @@ describe("openHttpSource", () => {
 
   it("stops at once when the consumer destroys the stream during a stall", async () => {
     server.behave("/image.raw", { stallAt: 200_000 });
-    const source = await openHttpSource(`${server.url}/image.raw`, { dispatcher, idleTimeoutMs: 30_000 });
+    const source = await openHttpSource(`${server.url}/image.raw`, { client, idleTimeoutMs: 30_000 });
     if (source.notModified) throw new Error("unexpected");
     let received = 0;
     const started = Date.now();
@@ -254,17 +254,17 @@ describe("openHttpSource", () => {
 
   it("answers If-None-Match with not-modified, and sends it only to the URL the ETag came from", async () => {
     const url = `${server.url}/image.raw`;
-    const first = await openHttpSource(url, { dispatcher });
+    const first = await openHttpSource(url, { client });
     if (first.notModified) throw new Error("unexpected");
     first.body.destroy();
-    const again = await openHttpSource(url, { dispatcher, ifNoneMatch: { url, etag: first.etag! } });
+    const again = await openHttpSource(url, { client, ifNoneMatch: { url, etag: first.etag! } });
     assert.equal(again.notModified, true);
-    const changed = await openHttpSource(url, { dispatcher, ifNoneMatch: { url, etag: '"other"' } });
+    const changed = await openHttpSource(url, { client, ifNoneMatch: { url, etag: '"other"' } });
     assert.equal(changed.notModified, false);
     if (!changed.notModified) changed.body.destroy();
     // The same ETag from another URL (a colliding ETag of another file) is never sent.
     server.log.length = 0;
-    const other = await openHttpSource(url, { dispatcher, ifNoneMatch: { url: `${server.url}/big.raw`, etag: first.etag! } });
+    const other = await openHttpSource(url, { client, ifNoneMatch: { url: `${server.url}/big.raw`, etag: first.etag! } });
     assert.equal(other.notModified, false);
     if (!other.notModified) other.body.destroy();
     assert.equal(server.log[0]?.ifNoneMatch, undefined);
@@ -274,17 +274,17 @@ describe("openHttpSource", () => {
 describe("openHttpSource over https", () => {
   let tlsDir: string;
   let https: FixtureServer;
-  let tlsDispatcher: Agent;
+  let tlsClient: HttpClient;
   before(async () => {
     tlsDir = mkdtempSync(join(tmpdir(), "netimport-https-"));
     const certs = makeTestCertificates(tlsDir);
     mkdirSync(join(tlsDir, "srv"));
     writeFileSync(join(tlsDir, "srv", "image.raw"), FILE);
     https = await startFixtureServer({ root: join(tlsDir, "srv"), tls: { key: certs.key, cert: certs.cert } });
-    tlsDispatcher = new Agent({ connect: { ca: readFileSync(certs.ca, "utf8") } });
+    tlsClient = createHttpClient({ idleTimeoutMs: 1000, caFile: certs.ca });
   });
   after(async () => {
-    await tlsDispatcher.close();
+    await tlsClient.close();
     await https.close();
     rmSync(tlsDir, { recursive: true, force: true });
   });
@@ -293,27 +293,27 @@ describe("openHttpSource over https", () => {
     https.behave("/image.raw", { redirectTo: `${server.url}/image.raw` });
     server.log.length = 0;
     await assert.rejects(
-      readAll(`${https.url}/image.raw`, { dispatcher: tlsDispatcher }),
+      readAll(`${https.url}/image.raw`, { client: tlsClient }),
       (error: Error) => error instanceof HttpError && !error.retryable
         && error.message === `${https.url}/image.raw redirects to ${server.url}/image.raw: refusing to go from https to plain http`,
     );
     assert.equal(server.log.length, 0, "the http server was never asked");
     https.behave("/image.raw", undefined);
-    assert.ok((await readAll(`${https.url}/image.raw`, { dispatcher: tlsDispatcher })).equals(FILE));
+    assert.ok((await readAll(`${https.url}/image.raw`, { client: tlsClient })).equals(FILE));
   });
 });
 
 describe("fetchSmallFile", () => {
   it("returns the data, or undefined when missing everywhere", async () => {
-    const found = await fetchSmallFile(`${server.url}/small.txt`, { dispatcher });
+    const found = await fetchSmallFile(`${server.url}/small.txt`, { client });
     assert.equal(found?.data.toString(), "hello\n");
-    assert.equal(await fetchSmallFile(`${server.url}/missing.txt`, { dispatcher, mirrors: [`${server.url}/x/`] }), undefined);
+    assert.equal(await fetchSmallFile(`${server.url}/missing.txt`, { client, mirrors: [`${server.url}/x/`] }), undefined);
   });
 
   it("starts a small file again from byte 0 when it cannot be resumed", async () => {
     server.log.length = 0;
     server.behave("/small.txt", { cutAt: [3], etag: null, noLastModified: true });
-    const found = await fetchSmallFile(`${server.url}/small.txt`, { dispatcher, backoff: { baseMs: 1, capMs: 1 } });
+    const found = await fetchSmallFile(`${server.url}/small.txt`, { client, backoff: { baseMs: 1, capMs: 1 } });
     assert.equal(found?.data.toString(), "hello\n");
     assert.deepEqual(server.log.map((e) => e.range), [undefined, undefined]);
     server.behave("/small.txt", undefined);
@@ -321,7 +321,7 @@ describe("fetchSmallFile", () => {
 
   it("throws on server errors instead of treating them as missing", async () => {
     server.behave("/small.txt", { status: 500 });
-    await assert.rejects(fetchSmallFile(`${server.url}/small.txt`, { dispatcher, retries: 0 }), /HTTP 500/);
+    await assert.rejects(fetchSmallFile(`${server.url}/small.txt`, { client, retries: 0 }), /HTTP 500/);
     server.behave("/small.txt", undefined);
   });
 });

@@ -4,7 +4,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, beforeEach, describe, it } from "node:test";
-import { Agent } from "undici";
+import { createHttpClient, type HttpClient } from "../../../runtime/http-client.ts";
 import { fetchSmallFile } from "../../../runtime/http-source.ts";
 import { DEFAULT_KEYRINGS, findKeyring } from "../../../runtime/signature.ts";
 import { checkImageHash, expectImageHash, parseVerifyMode, type SmallFileFetcher } from "../../../runtime/verify.ts";
@@ -17,7 +17,7 @@ const OTHER = "0".repeat(64);
 
 let dir: string;
 let server: FixtureServer;
-let dispatcher: Agent;
+let client: HttpClient;
 let gpg: GpgFixture;
 let fetch: SmallFileFetcher;
 let url: string;
@@ -26,8 +26,8 @@ before(async () => {
   gpg = createGpgFixture();
   dir = mkdtempSync(join(tmpdir(), "netimport-verify-"));
   server = await startFixtureServer({ root: dir });
-  dispatcher = new Agent();
-  fetch = (u) => fetchSmallFile(u, { dispatcher, retries: 0 });
+  client = createHttpClient({ idleTimeoutMs: 5000 });
+  fetch = (u) => fetchSmallFile(u, { client, retries: 0 });
   url = `${server.url}/os.raw`;
 });
 beforeEach(() => {
@@ -35,7 +35,7 @@ beforeEach(() => {
   mkdirSync(dir);
 });
 after(async () => {
-  await dispatcher.close();
+  await client.close();
   await server.close();
   gpg.cleanup();
   rmSync(dir, { recursive: true, force: true });
