@@ -1,5 +1,8 @@
-// The HTTP client: its TLS trust (bundled CAs plus --ca-file) and proxies (one per scheme, --no-proxy),
-// against a real HTTPS fixture server with a certificate from a throwaway CA and real forwarding proxies.
+// The HTTP client on real sockets: its TLS trust (bundled CAs plus --ca-file) and proxies (one per
+// scheme, --no-proxy), against a real HTTPS fixture server with a certificate from a throwaway CA and
+// real forwarding proxies; and its direct connections against raw servers that send bytes of our making
+// (framings, what no server may send, a slow consumer, aborts, timeouts). http1-response.test.ts splits
+// responses at every byte without sockets.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
