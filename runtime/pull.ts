@@ -21,7 +21,7 @@ import { lockDestination, lockFolderStorage } from "./dest-lock.ts";
 import { findTemporaries, inspectDestination, makeReadOnly, moveIntoPlace, removePath, temporaryPath, type ExistingImage } from "./destination.ts";
 import type { DnsPaths } from "./dns-fallback.ts";
 import { openFileSource, readSmallFile } from "./file-source.ts";
-import { createDispatcher } from "./http-dispatcher.ts";
+import { createHttpClient } from "./http-client.ts";
 import { fetchSmallFile, openHttpSource, RestartFromZero, type ConditionalRequest, type OpenedSource, type TransferOptions } from "./http-source.ts";
 import { identityOf, recordImage, settleRecord, type ImageRecord } from "./image-record.ts";
 import { peekHead } from "./peek-head.ts";
@@ -96,14 +96,14 @@ export async function pull(options: PullOptions): Promise<PullResult> {
 
 async function pullLocked(options: PullOptions, existing: ExistingImage, tar: GnuTar | undefined, info: (line: string) => void): Promise<PullResult> {
   const idleTimeoutMs = (options.idleTimeoutSeconds ?? 30) * 1000;
-  const dispatcher = createDispatcher({
+  const client = createHttpClient({
     idleTimeoutMs, caFile: options.caFile, httpProxy: options.httpProxy, httpsProxy: options.httpsProxy,
     noProxy: options.noProxy, dnsPaths: options.dnsPaths,
   });
   const retryBaseMs = (options.retryDelaySeconds ?? 1) * 1000;
   const retries = options.retries ?? 5;
   const transfer: TransferOptions = {
-    dispatcher,
+    client,
     mirrors: options.mirrors,
     idleTimeoutMs,
     retries,
@@ -144,7 +144,7 @@ async function pullLocked(options: PullOptions, existing: ExistingImage, tar: Gn
       }
     }
   } finally {
-    await dispatcher.destroy();
+    await client.close();
   }
 }
 
