@@ -7,7 +7,9 @@
 //   gzip   Node zlib 410-728   vs gzip -dc 107-191  → zlib always
 //   zstd   Node zlib 459-614   vs zstd -dc 638-700  → the binary when present, else zlib
 //   xz     WASM       37-43    vs xz -dc    98-108  → the binary when present, else xz-decompress
-//   bzip2  JS          9-13    vs bzip2 -dc 19-29   → lbzip2 (all cores), else bzip2, else JS
+//   bzip2  JS         35-40    vs bzip2 -dc 19-29   → lbzip2 (all cores), else bzip2, else JS
+// (bzip2's JS row is netimport's own decoder, measured apart on 256 MiB: about bzip2's CPU time, but on
+// the main thread, where the binary decodes on the other core while Node receives.)
 // The JS decoders are complete fallbacks: an initrd needs none of the binaries.
 import { Duplex } from "node:stream";
 import { createGunzip, createZstdDecompress } from "node:zlib";

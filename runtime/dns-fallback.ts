@@ -1,7 +1,7 @@
 // Host name resolution in an initrd that runs systemd-networkd without systemd-resolved: there is no
 // /etc/resolv.conf, so getaddrinfo() has no server to ask. We then ask the DNS servers networkd
 // learned from DHCP (`DNS=` in its lease files) or the kernel's `ip=` autoconfiguration
-// (/proc/net/pnp) directly, with node:dns's Resolver, and hand that to undici as `connect.lookup`.
+// (/proc/net/pnp) directly, with node:dns's Resolver, and hand that to the HTTP client as the sockets' `lookup`.
 import { Resolver } from "node:dns/promises";
 import { readdirSync, readFileSync } from "node:fs";
 import type { LookupFunction } from "node:net";
@@ -69,7 +69,7 @@ export function fallbackDnsServers(paths: DnsPaths = DEFAULT_DNS_PATHS): string[
 type Address = { address: string; family: number };
 
 /**
- * A `lookup` for net/tls `connect` (undici's `connect.lookup`) that queries `servers` directly,
+ * A `lookup` for net/tls `connect` (the HTTP client's sockets, and undici's `connect.lookup` for proxies) that queries `servers` directly,
  * A records first, then AAAA. Servers may carry a port (`"127.0.0.1:5353"`), as Resolver accepts.
  *
  * @example new Agent({ connect: { lookup: createServerLookup(["10.0.2.3"]) } })

@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 export interface TestCertificates {
-  /** Path of the CA certificate (PEM), for --ca-file or undici's `connect.ca`. */
+  /** Path of the CA certificate (PEM), for --ca-file or a TLS socket's `ca`. */
   ca: string;
   /** The server's key and certificate (PEM text). */
   key: string;
