@@ -175,8 +175,6 @@ class Transfer {
   readonly failures = new Map<string, Error>();
   readonly options: TransferOptions;
   readonly ifNoneMatch: ConditionalRequest | undefined;
-  /** The response body being read, destroyed when the consumer gives up. */
-  current: Readable | undefined;
   /** Set when the consumer destroyed the stream: no more retries. */
   closed = false;
   /** Aborts pending requests and backoff sleeps, on the caller's signal or when the consumer gives up. */
@@ -334,66 +332,127 @@ class Transfer {
   }
 
   /** The body bytes from `body` on, resuming after each failure until the file is complete. */
-  async *bytes(first: Response): AsyncGenerator<Buffer> {
-    let body = first.body;
-    this.current = body;
-    let offsetAtLastFailure = 0;
-    const idleMs = this.options.idleTimeoutMs ?? 30000;
-    try {
-      for (;;) {
-        try {
-          for await (const chunk of idle(body, idleMs, this.url)) {
-            this.offset += chunk.length;
-            yield chunk;
-          }
-          const size = this.info.size;
-          if (size !== undefined && this.offset < size) {
-            throw new HttpError(`connection closed after ${this.offset} of ${size} bytes from ${this.url}`, this.url, { retryable: true });
-          }
-          return;
-        } catch (error) {
-          body.destroy();
-          if (this.closed) throw error;
-          if (this.offset > offsetAtLastFailure) this.attempt = 0; // progress earns a fresh budget
-          offsetAtLastFailure = this.offset;
-          await this.recover(networkError(error, this.url));
-          if (this.info.size !== undefined && this.offset >= this.info.size) return;
-          const next = await this.open(this.offset);
-          if (next === "not-modified") throw new HttpError(`unexpected 304 from ${this.url}`, this.url, { retryable: false });
-          body = next.body;
-          this.current = body;
-        }
-      }
-    } finally {
-      body.destroy();
-    }
-  }
 }
 
 /**
- * Iterates a body, failing it when no chunk arrives for `ms` (time spent in the consumer does not count).
- * One watchdog timer per body rather than one per chunk: at 16 000 chunks a GiB, arming and clearing
- * a timer and racing two promises for each cost more than the HTTP parsing.
+ * The body of a transfer as one Readable: the current response's chunks are pushed on as they come
+ * ('data' events, paused while the consumer is full), and when a response fails or ends short, the
+ * transfer recovers (retry, resume with Range, next mirror) and the next response takes over. No
+ * byte is emitted twice. A response that delivers nothing for the idle timeout fails, but time spent
+ * waiting for the consumer does not count. One watchdog timer per body rather than one per chunk: at
+ * 16,000 chunks a GiB, arming a timer for each cost more than the HTTP parsing; and no async
+ * iterator between the response and the consumer, whose promises per chunk cost as much again.
  */
-async function* idle(body: Readable, ms: number, url: string): AsyncGenerator<Buffer> {
-  let waitingSince: number | undefined; // set while we wait for the next chunk
-  const check = () => {
-    const waited = waitingSince === undefined ? 0 : performance.now() - waitingSince;
-    if (waited >= ms) body.destroy(new HttpError(`no data for ${ms / 1000} s from ${url}`, url, { retryable: true }));
-    else timer = setTimeout(check, ms - waited);
+class TransferBody extends Readable {
+  readonly #transfer: Transfer;
+  readonly #idleMs: number;
+  #body: Readable | undefined;
+  #offsetAtLastFailure = 0;
+  /** Since when the consumer has been waiting for a chunk (undefined while it is full). */
+  #waitingSince: number | undefined;
+  #watchdog: NodeJS.Timeout | undefined;
+  #recovering = false;
+
+  constructor(transfer: Transfer, first: Response) {
+    super({ highWaterMark: 1 << 20 });
+    this.#transfer = transfer;
+    this.#idleMs = transfer.options.idleTimeoutMs ?? 30000;
+    this.#attach(first.body);
+  }
+
+  #attach(body: Readable): void {
+    this.#body = body;
+    this.#waitingSince = performance.now();
+    this.#arm(this.#idleMs);
+    body.on("data", this.#onData);
+    body.on("end", this.#onEnd);
+    body.on("error", this.#onError);
+  }
+
+  /** Lets go of the current response (destroyed: its connection closes). */
+  #detach(): void {
+    const body = this.#body;
+    clearTimeout(this.#watchdog);
+    if (!body) return;
+    this.#body = undefined;
+    body.off("data", this.#onData);
+    body.off("end", this.#onEnd);
+    body.off("error", this.#onError);
+    body.on("error", () => {}); // what it says from now on is of no interest
+    body.destroy();
+  }
+
+  #arm(ms: number): void {
+    clearTimeout(this.#watchdog);
+    this.#watchdog = setTimeout(this.#check, ms);
+  }
+
+  readonly #check = (): void => {
+    const waited = this.#waitingSince === undefined ? 0 : performance.now() - this.#waitingSince;
+    if (waited < this.#idleMs) return this.#arm(this.#idleMs - waited);
+    const url = this.#transfer.url;
+    this.#fail(new HttpError(`no data for ${this.#idleMs / 1000} s from ${url}`, url, { retryable: true }));
   };
-  let timer = setTimeout(check, ms);
-  const iterator = body[Symbol.asyncIterator]();
-  try {
-    for (;;) {
-      waitingSince = performance.now();
-      const result = await iterator.next();
-      waitingSince = undefined;
-      if (result.done) return;
-      yield result.value as Buffer;
+
+  readonly #onData = (chunk: Buffer): void => {
+    this.#transfer.offset += chunk.length;
+    if (this.push(chunk)) {
+      this.#waitingSince = performance.now();
+    } else {
+      this.#waitingSince = undefined;
+      this.#body?.pause();
     }
-  } finally {
-    clearTimeout(timer);
+  };
+
+  readonly #onEnd = (): void => {
+    const { offset, info } = this.#transfer;
+    if (info.size !== undefined && offset < info.size) {
+      const url = this.#transfer.url;
+      return this.#fail(new HttpError(`connection closed after ${offset} of ${info.size} bytes from ${url}`, url, { retryable: true }));
+    }
+    this.#detach();
+    this.push(null);
+  };
+
+  readonly #onError = (error: Error): void => this.#fail(error);
+
+  /** The current response failed: go on with the next one the transfer opens, or end with the error. */
+  #fail(error: unknown): void {
+    this.#detach();
+    const transfer = this.#transfer;
+    if (transfer.closed || this.#recovering) return;
+    this.#recovering = true;
+    (async () => {
+      if (transfer.offset > this.#offsetAtLastFailure) transfer.attempt = 0; // progress earns a fresh budget
+      this.#offsetAtLastFailure = transfer.offset;
+      await transfer.recover(networkError(error, transfer.url));
+      if (transfer.info.size !== undefined && transfer.offset >= transfer.info.size) return undefined;
+      const next = await transfer.open(transfer.offset);
+      if (next === "not-modified") throw new HttpError(`unexpected 304 from ${transfer.url}`, transfer.url, { retryable: false });
+      return next;
+    })().then((next) => {
+      this.#recovering = false;
+      if (transfer.closed) next?.body.destroy();
+      else if (next) this.#attach(next.body);
+      else this.push(null);
+    }, (failure: unknown) => {
+      this.#recovering = false;
+      this.destroy(failure as Error);
+    });
+  }
+
+  override _read(): void {
+    this.#waitingSince ??= performance.now();
+    this.#body?.resume();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    // A consumer that stops early must not leave a connection open, nor wait for a stalled read to
+    // time out: destroying the current response ends the pending read at once.
+    this.#transfer.closed = true;
+    this.#transfer.stop.abort(new Error("stream destroyed"));
+    this.#detach();
+    callback(error);
   }
 }
 
@@ -411,17 +470,7 @@ export async function openHttpSource(url: string, options: TransferOptions & { i
   const first = await transfer.open(0);
   if (first === "not-modified") return { notModified: true, url: transfer.url };
   transfer.learn(first);
-  transfer.current = first.body;
-  const body = Readable.from(transfer.bytes(first), { objectMode: false, highWaterMark: 1 << 20 });
-  // A consumer that stops early must not leave a connection open, nor wait for a
-  // stalled read to time out: destroying the current response ends the pending read at once.
-  const destroyGenerator = body._destroy.bind(body);
-  body._destroy = (error, callback) => {
-    transfer.closed = true;
-    transfer.stop.abort(new Error("stream destroyed"));
-    transfer.current?.destroy();
-    destroyGenerator(error, callback);
-  };
+  const body = new TransferBody(transfer, first);
   return {
     notModified: false,
     body,
