@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import { measureSync, median } from "./measure.ts";
 import { MB, mb, number, ratio, table, verdict, type Check, type Rendered } from "./report.ts";
 
-const RATIO_TARGET = 1.5;
+const RATIO_TARGET = 1.2;
 const COMPRESSED_TARGET = 30 * MB;
 
 /** Four entries in the shapes the design documents: root raw image, machine tar, sysext, confext. */

@@ -3,7 +3,7 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createReadStream, existsSync, mkdirSync, openSync, closeSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { writeDiskImage } from "./disk-image.ts";
 
 export const FORMATS = ["raw", "gz", "zst", "xz", "bz2"] as const;
@@ -72,7 +72,27 @@ export type ImageSet = {
   files: string[];
   /** sha256 of the raw image, to check what a tool wrote. */
   sha256: Map<number, string>;
+  /** sha256 of each file as served (the compressed bytes), by file name: what `--verify=` checks. */
+  served: Map<string, string>;
 };
+
+/** The name of the checksum file written next to the images, as systemd-pull's `--verify=checksum` expects it. */
+export const CHECKSUM_FILE = "SHA256SUMS";
+
+/**
+ * A SHA256SUMS file in the format of `sha256sum` (and what systemd-pull reads): `<hex>  <name>` per line.
+ * @example checksumFile(new Map([["os.raw", "ab…"]])) // "ab…  os.raw\n"
+ */
+export function checksumFile(hashes: ReadonlyMap<string, string>): string {
+  return [...hashes].map(([name, hash]) => `${hash}  ${name}\n`).join("");
+}
+
+/** The sha256 of `path`, cached in `path.sha256sum` (the images never change under the same name). */
+async function cachedSha256(path: string): Promise<string> {
+  const sumFile = `${path}.sha256sum`;
+  if (!existsSync(sumFile)) writeFileSync(sumFile, `${await sha256File(path)}\n`);
+  return readFileSync(sumFile, "utf8").trim();
+}
 
 /**
  * Makes sure every (size, format) image exists in `dir`, building what is missing.
@@ -89,9 +109,7 @@ export async function ensureImages(dir: string, wanted: [number, readonly Format
       log(`images: writing ${imageFile(size, "raw")}`);
       writeDiskImage(raw, size);
     }
-    const sumFile = `${raw}.sha256sum`;
-    if (!existsSync(sumFile)) writeFileSync(sumFile, `${await sha256File(raw)}\n`);
-    sha256.set(size, readFileSync(sumFile, "utf8").trim());
+    sha256.set(size, await cachedSha256(raw));
     files.push(raw);
     for (const format of formats) {
       if (format === "raw") continue;
@@ -107,5 +125,8 @@ export async function ensureImages(dir: string, wanted: [number, readonly Format
   }
   if (tasks.length) log(`images: compressing ${tasks.length} image(s), two at a time (once; cached afterwards)`);
   await inParallel(tasks, 2);
-  return { dir, files, sha256 };
+  const served = new Map<string, string>();
+  for (const file of files) served.set(basename(file), await cachedSha256(file));
+  writeFileSync(join(dir, CHECKSUM_FILE), checksumFile(served));
+  return { dir, files, sha256, served };
 }
