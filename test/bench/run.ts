@@ -101,6 +101,15 @@ function load<T>(section: Section): Saved<T> | undefined {
   return saved.version === DATA_VERSION && saved.data && saved.meta ? { data: saved.data, meta: saved.meta } : undefined;
 }
 
+/**
+ * What an earlier run of `section` measured, to keep for what this run does not measure again: only
+ * when it measured the same commit on the same machine, as the section's one header line says.
+ */
+function previous<T>(section: Section, meta: Meta): T | undefined {
+  const saved = load<T>(section);
+  return saved && saved.meta.commit === meta.commit && saved.meta.machine === meta.machine ? saved.data : undefined;
+}
+
 function save(section: Section, data: unknown, meta: Meta): void {
   writeFileSync(join(cacheDir, `${section}.json`), `${JSON.stringify({ version: DATA_VERSION, meta, data }, null, 1)}\n`);
 }
@@ -232,7 +241,7 @@ async function runSections(options: Options): Promise<string[]> {
       const data = await benchPull(context, {
         size: GiB, probeSize: MiB, tools: options.tools, formats: options.formats,
         runs: { raw: options.runs, gz: options.runs, zst: options.runs, xz: options.xzRuns, bz2: options.bz2Runs },
-        previous: load<PullData>("pull")?.data,
+        previous: previous<PullData>("pull", meta()),
       });
       save("pull", data, meta());
       for (const group of Object.values(data.groups)) {
@@ -240,7 +249,7 @@ async function runSections(options: Options): Promise<string[]> {
       }
     }
     if (wantsRss) {
-      const data = await benchRss(context, variants, load<RssData>("rss")?.data);
+      const data = await benchRss(context, variants, previous<RssData>("rss", meta()));
       save("rss", data, meta());
       failures.push(...Object.values(data.results).flatMap((result) => (result.error ? [result.error] : [])));
     }
