@@ -14,8 +14,9 @@ const USAGE = `Usage:
                  [--secrets-from=FILE]... [--image-memory-max=SIZE|PERCENT%] [--progress-interval=SEC] [--ro]
                  URL DEST
   netimport attach IMAGE [--partition=root|usr|whole|N] [--link=PATH] [--usr-link=PATH] [--tmpfs-root=PATH]
-                   [--roothash=HEX] [--usrhash=HEX] [--rw]
+                   [--roothash=HEX] [--usrhash=HEX] [--rw|--ro]
   netimport verity NAME --data=PATH --hash=PATH [--roothash=HEX] [--signature=FILE] --link=PATH
+                   [--certificates-dir=DIR]...
   netimport boot-url
   netimport --help | --version
 `;
