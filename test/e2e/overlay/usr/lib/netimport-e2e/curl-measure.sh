@@ -12,7 +12,7 @@ curl -sS --fail -o /dev/null -w 'NETIMPORT-E2E-CURL time_total=%{time_total} siz
 mkdir -p /run/e2e-curl && mount -t tmpfs -o size=90% tmpfs /run/e2e-curl
 curl -sS --fail -o /run/e2e-curl/download -w 'NETIMPORT-E2E-CURL-TO-RUN time_total=%{time_total} size=%{size_download}\n' "$url"
 umount /run/e2e-curl
-# And hashed on the way, as netimport hashes every byte (sha256 under TCG emulation is not free).
+# And hashed on the way, as netimport hashes what it verifies (sha256 under TCG emulation is not free).
 read -r t0 _ </proc/uptime
 curl -sS --fail "$url" | sha256sum >/dev/null
 read -r t1 _ </proc/uptime
