@@ -1,7 +1,9 @@
 // Entry point of the multi-call executable: the generator when invoked as `*-generator` or
-// `netimport generator`, the runtime otherwise. Each part is loaded lazily so the generator,
-// which sits on the boot's critical path, never evaluates undici, openpgp or the decoders.
+// `netimport generator`, the runtime otherwise. The runtime's commands are loaded only when one runs
+// (load-commands.ts; in the executable a bundle of their own), so the generator, which sits on the
+// boot's critical path, never loads the HTTP client, openpgp or the decoders.
 import { basename } from "node:path";
+import { loadCommands } from "./load-commands.ts";
 
 declare const NETIMPORT_VERSION: string;
 
@@ -42,20 +44,16 @@ async function main(argv: string[]): Promise<number> {
       return runGenerator(rest);
     }
     case "pull": {
-      const { runPull } = await import("./pull-command.ts");
-      return runPull(rest);
+      return (await loadCommands()).runPull(rest);
     }
     case "attach": {
-      const { runAttach } = await import("./attach-command.ts");
-      return runAttach(rest);
+      return (await loadCommands()).runAttach(rest);
     }
     case "verity": {
-      const { runVerity } = await import("./verity-command.ts");
-      return runVerity(rest);
+      return (await loadCommands()).runVerity(rest);
     }
     case "boot-url": {
-      const { runBootUrl } = await import("../generator/boot-url-command.ts");
-      return runBootUrl(rest);
+      return (await loadCommands()).runBootUrl(rest);
     }
     case "--version":
       process.stdout.write(`netimport ${version()}\n`);
