@@ -1,8 +1,7 @@
 // netimport attach IMAGE [--partition=root|usr|whole|N] [--link=PATH] [--usr-link=PATH] [--tmpfs-root=PATH]
 //                        [--roothash=HEX] [--usrhash=HEX] [--rw|--ro]
 import { attachImage, describeOutcome, type PartitionSelector } from "./loop-attach.ts";
-import { logText } from "../generator/log-line.ts";
-import { commandLine, UsageError } from "./command-line.ts";
+import { commandLine, runSubcommand, UsageError } from "./command-line.ts";
 
 const USAGE = "Usage: netimport attach IMAGE [--partition=root|usr|whole|N] [--link=PATH] [--usr-link=PATH] [--tmpfs-root=PATH]\n" +
   "                        [--roothash=HEX] [--usrhash=HEX] [--rw|--ro]\n";
@@ -36,7 +35,7 @@ const ATTACH_OPTIONS = {
 } as const;
 
 /** Parses the attach command line; throws a UsageError with a one-line reason on a bad one. */
-export function parseAttachArgs(argv: string[]): AttachArgs | "help" {
+export function parseAttachArgs(argv: readonly string[]): AttachArgs | "help" {
   let image: string | undefined;
   const paths: Partial<Pick<AttachArgs, "link" | "usrLink" | "tmpfsRoot" | "rootHash" | "usrHash">> = {};
   let partition: PartitionSelector = "root";
@@ -76,25 +75,6 @@ export function parseAttachArgs(argv: string[]): AttachArgs | "help" {
   return { image, partition, readOnly, ...paths };
 }
 
-export async function runAttach(argv: string[]): Promise<number> {
-  let args: AttachArgs | "help";
-  try {
-    args = parseAttachArgs(argv);
-  } catch (error) {
-    process.stderr.write(`netimport attach: ${logText((error as Error).message)}\n${USAGE}`);
-    return 2;
-  }
-  if (args === "help") {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  try {
-    const { image, ...options } = args;
-    const outcome = await attachImage(image, options);
-    for (const line of describeOutcome(outcome)) process.stdout.write(`${logText(line)}\n`);
-    return 0;
-  } catch (error) {
-    process.stderr.write(`netimport attach: ${logText((error as Error).message)}\n`);
-    return 1;
-  }
+export function runAttach(argv: string[]): Promise<number> {
+  return runSubcommand("attach", USAGE, argv, parseAttachArgs, async ({ image, ...options }) => describeOutcome(await attachImage(image, options)));
 }

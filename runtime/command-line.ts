@@ -3,6 +3,7 @@
 // missing"), so an error is told by its code, and the argument at fault is found again among the tokens
 // of a lenient parse of the same words (strict mode tokenizes alike and stops at the first bad one).
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import { logText } from "../generator/log-line.ts";
 
 /** A mistake on the command line: the command prints it with its usage and exits 2. */
 export class UsageError extends Error {
@@ -63,4 +64,32 @@ function usageError(error: unknown, argv: readonly string[], options: ParseArgsO
     }
   }
   return error; // none of ours: parseArgs was given a wrong configuration
+}
+
+/**
+ * Runs a subcommand that takes its arguments, does one thing and reports it: a usage error is one line
+ * and the usage on stderr (exit 2), "help" prints the usage (exit 0), the lines `act` returns go to
+ * stdout (exit 0), a failure is one line on stderr (exit 1). Every line with control characters escaped.
+ *
+ * @example return runSubcommand("attach", USAGE, argv, parseAttachArgs, async (args) => describeOutcome(await attachImage(…)));
+ */
+export async function runSubcommand<T>(name: string, usage: string, argv: readonly string[], parse: (argv: readonly string[]) => T | "help", act: (args: T) => Promise<string[]>): Promise<number> {
+  let args: T | "help";
+  try {
+    args = parse(argv);
+  } catch (error) {
+    process.stderr.write(`netimport ${name}: ${logText((error as Error).message)}\n${usage}`);
+    return 2;
+  }
+  if (args === "help") {
+    process.stdout.write(usage);
+    return 0;
+  }
+  try {
+    for (const line of await act(args)) process.stdout.write(`${logText(line)}\n`);
+    return 0;
+  } catch (error) {
+    process.stderr.write(`netimport ${name}: ${logText((error as Error).message)}\n`);
+    return 1;
+  }
 }

@@ -2,9 +2,9 @@
 // https://, credentials from the proxy URL's userinfo, socks5. Only undici's public API, imported when
 // the first proxied request is made: a pull without proxies never evaluates undici.
 //
-// Each request takes the proxy of its own URL's scheme, unless its host is in the no-proxy list
-// (matched as undici's EnvHttpProxyAgent matches it); a scheme without a proxy goes direct, through
-// http-client.ts. The agent is given both proxies and the no-proxy list explicitly: undici would
+// Each request whose URL's scheme has a proxy goes to undici's EnvHttpProxyAgent, which sends it through
+// that proxy, or direct when its host is in the no-proxy list; a scheme without a proxy goes direct,
+// through http-client.ts. The agent is given both proxies and the no-proxy list explicitly: undici would
 // otherwise take an absent one from the process environment (http_proxy, https_proxy, no_proxy), and
 // only the configuration may decide.
 import type { LookupFunction } from "node:net";
@@ -44,7 +44,6 @@ export function createProxyRoute(options: ProxyOptions): ProxyRoute | undefined 
   const httpProxy = options.httpProxy ? checkProxyUrl(options.httpProxy) : undefined;
   const httpsProxy = options.httpsProxy ? checkProxyUrl(options.httpsProxy) : undefined;
   if (!httpProxy && !httpsProxy) return undefined;
-  const noProxy = parseNoProxy(options.noProxy ?? "");
   let agent: Promise<Undici.Dispatcher> | undefined;
   const load = async (): Promise<Undici.Dispatcher> => {
     const { EnvHttpProxyAgent } = await import("undici");
@@ -65,7 +64,7 @@ export function createProxyRoute(options: ProxyOptions): ProxyRoute | undefined 
   return {
     covers(url) {
       const proxy = url.protocol === "https:" ? httpsProxy : httpProxy;
-      return proxy !== undefined && !bypassesProxy(url, noProxy);
+      return proxy !== undefined;
     },
     async request(url, init) {
       const dispatcher = await (agent ??= load());
@@ -93,46 +92,4 @@ function checkProxyUrl(url: string): string {
     throw new Error(`invalid proxy URL ${redactUrl(url)}: expected http://, https:// or socks5://`);
   }
   return url;
-}
-
-interface NoProxyEntry {
-  hostname: string;
-  /** 0: any port. */
-  port: number;
-  /** `*.example.org`: subdomains only, not example.org itself. */
-  wildcard: boolean;
-}
-
-const DEFAULT_PORTS: Record<string, number> = { "http:": 80, "https:": 443 };
-
-/** The entries of a no-proxy list, parsed as undici 8's EnvHttpProxyAgent parses them. */
-function parseNoProxy(list: string): NoProxyEntry[] {
-  return list.split(/[,\s]/).filter(Boolean).map((entry) => {
-    let hostname: string;
-    let port = 0;
-    const ipv6WithPort = /^\[(.+)\]:(\d+)$/.exec(entry);
-    if (ipv6WithPort) {
-      hostname = ipv6WithPort[1]!;
-      port = Number.parseInt(ipv6WithPort[2]!, 10);
-    } else {
-      // A bare IPv6 address has several colons: only one colon is a host:port.
-      const unbracketed = entry.replace(/^\[(.+)\]$/, "$1");
-      const withPort = (unbracketed.match(/:/g) ?? []).length === 1 ? /^(.+):(\d+)$/.exec(unbracketed) : null;
-      hostname = withPort ? withPort[1]! : unbracketed;
-      port = withPort ? Number.parseInt(withPort[2]!, 10) : 0;
-    }
-    return { hostname: hostname.replace(/^\*?\./, "").replace(/^(.+)\.$/, "$1").toLowerCase(), port, wildcard: entry.startsWith("*") };
-  });
-}
-
-/** Whether the no-proxy list sends `url` direct (undici 8's EnvHttpProxyAgent's rule). */
-function bypassesProxy(url: URL, entries: NoProxyEntry[]): boolean {
-  let hostname = url.hostname.replace(/^\[(.+)\]$/, "$1").toLowerCase();
-  if (hostname.length > 1 && hostname.endsWith(".")) hostname = hostname.slice(0, -1);
-  const port = Number.parseInt(url.port, 10) || DEFAULT_PORTS[url.protocol] || 0;
-  return entries.some((entry) => {
-    if (entry.port && entry.port !== port) return false;
-    if (entry.hostname === "*") return true;
-    return (!entry.wildcard && hostname === entry.hostname) || hostname.endsWith(`.${entry.hostname}`);
-  });
 }

@@ -5,8 +5,7 @@
 import { open, readFile, realpath, stat } from "node:fs/promises";
 import { basename } from "node:path";
 import { linkAtomically } from "./loop-attach.ts";
-import { logText } from "../generator/log-line.ts";
-import { commandLine, UsageError } from "./command-line.ts";
+import { commandLine, runSubcommand, UsageError } from "./command-line.ts";
 import { checkDeviceMapperName, createReadOnlyDevice, removeDevice } from "./verity-device.ts";
 import { resolveRootHash, type RootHash } from "./verity-root-hash.ts";
 import { parseVeritySuperblock, VERITY_SUPERBLOCK_SIZE, type VeritySuperblock } from "./verity-superblock.ts";
@@ -32,7 +31,7 @@ const VERITY_OPTIONS = {
 } as const;
 
 /** Parses the verity command line; throws a UsageError with a one-line reason on a bad one. */
-export function parseVerityArgs(argv: string[]): VerityArgs | "help" {
+export function parseVerityArgs(argv: readonly string[]): VerityArgs | "help" {
   let name: string | undefined;
   const values: Partial<Record<"data" | "hash" | "link" | "rootHash" | "signature", string>> = {};
   const certificateDirs: string[] = [];
@@ -148,23 +147,6 @@ function describeVerity(setup: VeritySetup): string {
   return `Set up dm-verity device ${setup.name} (${setup.superblock.algorithm}, root hash ${short} ${from}) over ${setup.data}, linked at ${setup.link}`;
 }
 
-export async function runVerity(argv: string[]): Promise<number> {
-  let args: VerityArgs | "help";
-  try {
-    args = parseVerityArgs(argv);
-  } catch (error) {
-    process.stderr.write(`netimport verity: ${logText((error as Error).message)}\n${USAGE}`);
-    return 2;
-  }
-  if (args === "help") {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  try {
-    process.stdout.write(`${logText(describeVerity(await setUpVerity(args)))}\n`);
-    return 0;
-  } catch (error) {
-    process.stderr.write(`netimport verity: ${logText((error as Error).message)}\n`);
-    return 1;
-  }
+export function runVerity(argv: string[]): Promise<number> {
+  return runSubcommand("verity", USAGE, argv, parseVerityArgs, async (args) => [describeVerity(await setUpVerity(args))]);
 }
