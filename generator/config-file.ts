@@ -7,6 +7,7 @@ import { EMERGENCY_ACTION_RULE, isEmergencyAction } from "./emergency-action.ts"
 import type { Actions, DownloadSettings, RequestOrigin, SourcedUrl } from "./import-request.ts";
 import type { LogLine } from "./log-line.ts";
 import { parseMemorySize } from "./memory-size.ts";
+import { parseBoolean } from "./pull-expression.ts";
 import { redactSecrets } from "./redact.ts";
 import { parseConf, type ConfContent, type ConfLocation, type ConfValueParser } from "./systemd-conf.ts";
 import { isHttpUrl } from "./url.ts";
@@ -75,6 +76,10 @@ const httpUrl: Parse<SourcedUrl> = (value, at) => {
   if (hasCredentialsOutsideUserinfo(value)) return { rule: CREDENTIALS_OUTSIDE_USERINFO_RULE };
   return { value: { url: value, source: at.path } };
 };
+const boolean: Parse<boolean> = (value) => {
+  const parsed = parseBoolean(value);
+  return parsed === undefined ? { rule: "is not a boolean (yes/no, true/false, on/off, 1/0)" } : { value: parsed };
+};
 const action: Parse<string> = (value) =>
   isEmergencyAction(value) ? { value } : { rule: `is not an action systemd knows (${EMERGENCY_ACTION_RULE})` };
 const memorySize: Parse<string> = (value) => {
@@ -119,6 +124,11 @@ const KEYS = new Map<string, Map<string, Apply>>([
     ["HTTPProxy", single(httpUrl, settings, "httpProxy")],
     ["NoProxy", single(hostList, settings, "noProxy")],
     ["ImageMemoryMax", single(memorySize, settings, "imageMemoryMax")],
+  ])],
+  ["Lazy", new Map<string, Apply>([
+    ["Default", single(boolean, settings, "lazyDefault")],
+    ["CopyDirectory", single(absolutePath, settings, "lazyCopyDirectory")],
+    ["OutageLimitSec", single(nonNegativeNumber, settings, "lazyOutageLimitSec")],
   ])],
   ["Verify", new Map<string, Apply>([
     ["Keyring", single(absolutePath, settings, "keyring")],

@@ -45,6 +45,12 @@ export interface ImportRequest {
   blockdev: boolean;
   /** Below /run (true) or /var/lib (false). */
   runtime: boolean;
+  /**
+   * `lazy` / `lazy=BOOL` as the expression says (undefined: the config's `[Lazy] Default=`). After the
+   * plan is made it is true only for a raw root image attached as a DDI over http(s): such an image is
+   * served as a block device from HTTP Range requests and copied in the background (runtime/lazy-*.ts).
+   */
+  lazy?: boolean;
   root?: RootWiring;
 }
 
@@ -72,6 +78,12 @@ export interface DownloadSettings {
   noProxy?: string;
   /** `--image-memory-max=` as the runtime takes it: a byte count, or `N%` of RAM. */
   imageMemoryMax?: string;
+  /** `[Lazy] Default=`: raw root images are lazy unless their expression says `lazy=no`. */
+  lazyDefault?: boolean;
+  /** `[Lazy] CopyDirectory=`: where a lazy image is copied (a local disk's mount point); default the image's own folder. */
+  lazyCopyDirectory?: string;
+  /** `[Lazy] OutageLimitSec=`: how long a read of a block not yet local waits for the server before it fails. */
+  lazyOutageLimitSec?: number;
 }
 
 /** `SuccessAction=`/`FailureAction=` of the download units; only names from emergency-action.ts. */

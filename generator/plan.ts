@@ -136,6 +136,7 @@ export function makePlan(inputs: GeneratorInputs): Plan {
   keepOneRoot(requests, log);
   wireRootArgument(requests, rootArgument, inputs.inInitrd, log);
   pinVerityHashes(requests, hashArguments, log);
+  settleLazy(requests, config.settings, log);
   for (const line of checkSecretSources(requests, config.settings, inputTexts(inputs))) log.push(line);
   return { requests, actions, settings: config.settings, log };
 }
@@ -254,6 +255,32 @@ function pinVerityHashes(requests: ImportRequest[], given: Partial<Record<HashKe
     }
     if (isDdiWiring(wiring)) wiring[key] = hash;
     else if (wiring.kind === "usr") wiring.usrhash = hash;
+  }
+}
+
+/**
+ * Decides, once the root wiring is final, which requests are lazy: those that say `lazy` (or, with
+ * `[Lazy] Default=yes`, do not say `lazy=no`) and are a raw root image attached as a DDI, served over
+ * http(s): a block device needs partitions to map and Range requests to read. Any other request that
+ * asked for it is downloaded in full, with a warning saying why.
+ */
+function settleLazy(requests: ImportRequest[], settings: DownloadSettings, log: LogLine[]): void {
+  for (const request of requests) {
+    const asked = request.lazy;
+    delete request.lazy;
+    const byDefault = asked === undefined && settings.lazyDefault === true && isDdiWiring(request.root);
+    if (asked !== true && !byDefault) continue;
+    const where = request.origin.what;
+    if (!isDdiWiring(request.root)) {
+      log.push({ level: "warning", message: `${where}: option 'lazy' only applies to a raw image that is the root file system as a disk (rd.systemd.import=raw,root,lazy,…); downloading '${request.local}' in full.` });
+      continue;
+    }
+    if (!/^https?:/.test(request.remote)) {
+      log.push({ level: "warning", message: `${where}: option 'lazy' needs an http:// or https:// URL (it reads the image with Range requests); downloading '${request.local}' in full.` });
+      continue;
+    }
+    request.lazy = true;
+    log.push({ level: "info", message: `${where}: '${request.local}' is lazy: the root file system mounts from ${request.remote} at once and the image is copied in the background${byDefault ? " ([Lazy] Default=yes)" : ""}.` });
   }
 }
 

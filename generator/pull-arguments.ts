@@ -4,6 +4,7 @@
 // URL was configured in; the runtime completes the URL from there (runtime/url-secrets.ts).
 import { localPath, type DownloadSettings, type ImportRequest } from "./import-request.ts";
 import { redactUrl } from "./redact.ts";
+import { lazyDeviceLink, lazyPidFile } from "./unit-names.ts";
 
 export interface PullArguments {
   /** argv, executable first; no word holds a credential. */
@@ -43,4 +44,25 @@ export function pullArguments(request: ImportRequest, settings: DownloadSettings
   for (const file of secretFiles) args.push(`--secrets-from=${file}`);
   args.push(url, localPath(request));
   return { args, secretFiles };
+}
+
+/** Where a lazy image is copied: `[Lazy] CopyDirectory=`/NAME.raw, else where a pull would put it. */
+export function lazyCopyPath(request: ImportRequest, settings: DownloadSettings): string {
+  return settings.lazyCopyDirectory ? `${settings.lazyCopyDirectory.replace(/\/+$/, "")}/${request.local}.raw` : localPath(request);
+}
+
+/**
+ * `netimport lazy`'s command line: the pull's options (the same download settings, verification and
+ * secrets handling), then where to link the NBD device and write the PID file, and the outage limit.
+ *
+ * @example lazyArguments(request, settings, exe).args
+ *   // [exe, "lazy", "--type=raw", "--verify=no", "--device-link=/run/netimport/lazy/os.nbd", "--pid-file=…", URL, DEST]
+ */
+export function lazyArguments(request: ImportRequest, settings: DownloadSettings, executable: string): PullArguments {
+  const pull = pullArguments(request, settings, executable);
+  const [, , ...options] = pull.args.slice(0, -2);
+  const [url] = pull.args.slice(-2) as [string, string];
+  const lazy = [`--device-link=${lazyDeviceLink(request)}`, `--pid-file=${lazyPidFile(request)}`];
+  if (settings.lazyOutageLimitSec !== undefined) lazy.push(`--outage-limit=${settings.lazyOutageLimitSec}`);
+  return { args: [executable, "lazy", ...options, ...lazy, url, lazyCopyPath(request, settings)], secretFiles: pull.secretFiles };
 }

@@ -90,6 +90,7 @@ export function parsePullExpression(expression: string, ctx: ParseContext): Pars
   let blockdev = false;
   let bootorigin = false;
   let root = false;
+  let lazy: boolean | undefined;
   let runtime = ctx.inInitrd;
 
   for (const opt of options.split(",")) {
@@ -99,6 +100,12 @@ export function parsePullExpression(expression: string, ctx: ParseContext): Pars
     else if (opt === "blockdev") blockdev = true;
     else if (opt === "bootorigin") bootorigin = true;
     else if (opt === "root" && ctx.dialect === "import") root = true;
+    else if (opt === "lazy" && ctx.dialect === "import") lazy = true;
+    else if (opt.startsWith("lazy=") && ctx.dialect === "import") {
+      const value = parseBoolean(opt.slice(5));
+      if (value === undefined) warnings.push(`Unknown lazy= value, ignoring: ${opt.slice(5)}`);
+      else lazy = value;
+    }
     else if (opt.startsWith("runtime=")) {
       const value = parseBoolean(opt.slice(8));
       if (value === undefined) warnings.push(`Unknown runtime= value, ignoring: ${opt.slice(8)}`);
@@ -181,6 +188,7 @@ export function parsePullExpression(expression: string, ctx: ParseContext): Pars
     verify,
     blockdev,
     runtime,
+    ...(lazy === undefined ? {} : { lazy }),
   };
   if (root) request.root = type === "raw" ? { kind: "attach", partition: "root" } : { kind: "bind" };
   return { kind: "request", request, notes, warnings };

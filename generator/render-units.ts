@@ -1,15 +1,16 @@
 // Render: the plan becomes unit files. Pure: returns file contents and links, writes nothing.
 import attachTemplate from "../units-templates/attach.service.in";
 import rootDeviceTemplate from "../units-templates/initrd-root-device.conf.in";
+import lazyTemplate from "../units-templates/lazy.service.in";
 import pullTemplate from "../units-templates/pull.service.in";
 import remountSysrootTemplate from "../units-templates/remount-sysroot.service.in";
 import sysrootTemplate from "../units-templates/sysroot.mount.in";
 import { isNewerThanSystemd252 } from "./emergency-action.ts";
 import { isDdiWiring, localPath, type Actions, type DownloadSettings, type ImportRequest, type RootWiring } from "./import-request.ts";
-import { pullArguments } from "./pull-arguments.ts";
+import { lazyArguments, lazyCopyPath, pullArguments } from "./pull-arguments.ts";
 import { usrUnits, verityUnit, veritysetupMask } from "./render-ddi.ts";
 import { common, EMERGENCY, execLine } from "./render-parts.ts";
-import { attachPlan, attachUnitName, pullUnitName, ROOT_LINK, USR_LINK, verityDeviceName, verityUnitName, type AttachPlan } from "./unit-names.ts";
+import { attachPlan, attachUnitName, LAZY_MAPPER_PREFIX, lazyDeviceLink, lazyPidFile, lazyUnitName, pullUnitName, ROOT_LINK, USR_LINK, verityDeviceName, verityUnitName, type AttachPlan } from "./unit-names.ts";
 import { escapeSpecifiers, fillTemplate } from "./unit-text.ts";
 
 export type GeneratorDir = "normal" | "early" | "late";
@@ -94,7 +95,11 @@ function tmpfsRootFor(request: ImportRequest, attach: AttachPlan): boolean {
 
 /** `netimport attach`'s command line. */
 function attachArguments(request: ImportRequest, attach: AttachPlan, executable: string): string[] {
-  const args = [executable, "attach", localPath(request), `--partition=${attach.partition}`, `--link=${attach.link}`];
+  const image = request.lazy ? lazyDeviceLink(request) : localPath(request);
+  const args = [executable, "attach", image, `--partition=${attach.partition}`, `--link=${attach.link}`];
+  // A lazy image's partitions become device-mapper linear devices, whose tables the server later
+  // switches to the local copy; read from the network, every block must be checked (verify=no aside).
+  if (request.lazy) args.push(`--mapper-prefix=${LAZY_MAPPER_PREFIX}`, ...(request.verify === "no" ? [] : ["--require-verity"]));
   if (attach.usrLink) args.push(`--usr-link=${attach.usrLink}`);
   const wiring = request.root;
   if (tmpfsRootFor(request, attach)) args.push("--tmpfs-root=/sysroot");
@@ -147,7 +152,7 @@ export function renderUnits(requests: ImportRequest[], options: RenderOptions): 
 }
 
 function renderRequest(request: ImportRequest, options: RenderOptions, files: UnitFile[], links: UnitLink[]): void {
-  const pullUnit = pullUnitName(request);
+  const pullUnit = request.lazy ? lazyUnitName(request) : pullUnitName(request);
   const attach = attachPlan(request);
   const attachUnit = attach ? attachUnitName(request) : undefined;
   const wiring = request.root;
@@ -161,18 +166,41 @@ function renderRequest(request: ImportRequest, options: RenderOptions, files: Un
   else if (options.inInitrd) pullDeps.push("Before=initrd.target");
   pullDeps.push(...actionLines(options.actions));
 
-  const pull = pullArguments(request, options.settings, options.executable);
-  files.push({
-    dir: "normal",
-    name: pullUnit,
-    text: fillTemplate(pullTemplate, {
-      ...common(request),
-      VERIFY: verifyDescription(request),
-      SECRETS: secretsNote(pull.secretFiles),
-      DEPENDENCIES: pullDeps.join("\n"),
-      EXEC: execLine(pull.args),
-    }),
-  });
+  if (request.lazy) {
+    const lazy = lazyArguments(request, options.settings, options.executable);
+    files.push({
+      dir: "normal",
+      name: pullUnit,
+      text: fillTemplate(lazyTemplate, {
+        ...common(request),
+        DEVICE_LINK: escapeSpecifiers(lazyDeviceLink(request)),
+        COPY: escapeSpecifiers(lazyCopyPath(request, options.settings)),
+        VERIFY_WHEN: request.verify === "no"
+          ? "the copy is not checked as a whole (verify=no)."
+          : `the complete copy is ${verifyDescription(request)}, loudly reported if it differs.`,
+        VERITY_RULE: request.verify === "no"
+          ? "verify=no: an image without verity partitions is served unchecked."
+          : "Every block read is checked by dm-verity: an image without verity partitions is refused.",
+        SECRETS: secretsNote(lazy.secretFiles),
+        PID_FILE: escapeSpecifiers(lazyPidFile(request)),
+        DEPENDENCIES: pullDeps.join("\n"),
+        EXEC: execLine(lazy.args),
+      }),
+    });
+  } else {
+    const pull = pullArguments(request, options.settings, options.executable);
+    files.push({
+      dir: "normal",
+      name: pullUnit,
+      text: fillTemplate(pullTemplate, {
+        ...common(request),
+        VERIFY: verifyDescription(request),
+        SECRETS: secretsNote(pull.secretFiles),
+        DEPENDENCIES: pullDeps.join("\n"),
+        EXEC: execLine(pull.args),
+      }),
+    });
+  }
 
   if (attach && attachUnit) {
     const attachDeps: string[] = [];
@@ -184,6 +212,8 @@ function renderRequest(request: ImportRequest, options: RenderOptions, files: Un
       text: fillTemplate(attachTemplate, {
         ...common(request),
         PARTITION: attachedWhat(attach),
+        IMAGE: escapeSpecifiers(request.lazy ? `the NBD device at ${lazyDeviceLink(request)}` : localPath(request)),
+        DEVICE_KIND: request.lazy ? "device-mapper linear devices" : "a loop device",
         MODE: attach.partition === "usr" || rootReadOnly(request) ? "read-only" : "read-write",
         LINK: escapeSpecifiers(attach.link),
         MORE: attachNote(attach, tmpfsRootFor(request, attach)),

@@ -13,6 +13,30 @@ export function attachUnitName(request: ImportRequest): string {
   return `netimport-attach-${escapeUnitNamePart(localPath(request).slice(1))}.service`;
 }
 
+/** /run/machines/root.raw gives `netimport-lazy-run-machines-root.raw.service`. */
+export function lazyUnitName(request: ImportRequest): string {
+  return `netimport-lazy-${escapeUnitNamePart(localPath(request).slice(1))}.service`;
+}
+
+/** Where a lazy image's server keeps its run-time files: the device link and the PID file. */
+const LAZY_DIR = "/run/netimport/lazy";
+
+/** The link `netimport lazy` makes to the NBD device it serves the image on. */
+export function lazyDeviceLink(request: ImportRequest): string {
+  return `${LAZY_DIR}/${request.local}.nbd`;
+}
+
+/** The PID file of a lazy image's server (Type=forking's PIDFile=). */
+export function lazyPidFile(request: ImportRequest): string {
+  return `${LAZY_DIR}/${request.local}.pid`;
+}
+
+/**
+ * The prefix of the device-mapper linear devices `netimport attach` puts on a lazy image's NBD device,
+ * one per partition (PREFIX-pN): their tables are what the server switches to the local copy.
+ */
+export const LAZY_MAPPER_PREFIX = "netimport-lazy";
+
 /** Where `netimport attach` links the root file system's loop device. */
 export const ROOT_LINK = "/run/netimport/root";
 

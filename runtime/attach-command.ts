@@ -2,9 +2,10 @@
 //                        [--roothash=HEX] [--usrhash=HEX] [--rw|--ro]
 import { attachImage, describeOutcome, type PartitionSelector } from "./loop-attach.ts";
 import { commandLine, runSubcommand, UsageError } from "./command-line.ts";
+import { checkDeviceMapperName } from "./verity-device.ts";
 
 const USAGE = "Usage: netimport attach IMAGE [--partition=root|usr|whole|N] [--link=PATH] [--usr-link=PATH] [--tmpfs-root=PATH]\n" +
-  "                        [--roothash=HEX] [--usrhash=HEX] [--rw|--ro]\n";
+  "                        [--roothash=HEX] [--usrhash=HEX] [--rw|--ro] [--mapper-prefix=NAME] [--require-verity]\n";
 
 export interface AttachArgs {
   image: string;
@@ -15,6 +16,8 @@ export interface AttachArgs {
   usrHash?: string;
   partition: PartitionSelector;
   readOnly: boolean;
+  mapperPrefix?: string;
+  requireVerity?: boolean;
 }
 
 /** A root hash as the kernel command line gives it: hex, an even number of digits, at least 128 bits. */
@@ -31,13 +34,14 @@ function parsePath(option: string, value: string): string {
 const ATTACH_OPTIONS = {
   partition: { type: "string" }, link: { type: "string" }, "usr-link": { type: "string" }, "tmpfs-root": { type: "string" },
   roothash: { type: "string" }, usrhash: { type: "string" }, rw: { type: "boolean" }, ro: { type: "boolean" },
+  "mapper-prefix": { type: "string" }, "require-verity": { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
 
 /** Parses the attach command line; throws a UsageError with a one-line reason on a bad one. */
 export function parseAttachArgs(argv: readonly string[]): AttachArgs | "help" {
   let image: string | undefined;
-  const paths: Partial<Pick<AttachArgs, "link" | "usrLink" | "tmpfsRoot" | "rootHash" | "usrHash">> = {};
+  const paths: Partial<Pick<AttachArgs, "link" | "usrLink" | "tmpfsRoot" | "rootHash" | "usrHash" | "mapperPrefix" | "requireVerity">> = {};
   let partition: PartitionSelector = "root";
   let readOnly = true;
   for (const token of commandLine(argv, ATTACH_OPTIONS, { unknownOption: (option) => `unknown option '${option}'` })) {
@@ -57,6 +61,15 @@ export function parseAttachArgs(argv: readonly string[]): AttachArgs | "help" {
       case "tmpfs-root": paths.tmpfsRoot = parsePath(key, value); break;
       case "roothash": paths.rootHash = parseHash(key, value); break;
       case "usrhash": paths.usrHash = parseHash(key, value); break;
+      case "mapper-prefix":
+        try {
+          checkDeviceMapperName(`${value}-p128`);
+        } catch {
+          throw new UsageError(`--mapper-prefix takes a device-mapper name (letters, digits and . _ + : @ = -), not '${value}'`);
+        }
+        paths.mapperPrefix = value;
+        break;
+      case "require-verity": paths.requireVerity = true; break;
       case "partition":
         if (value === "root" || value === "usr" || value === "whole") partition = value;
         else if (/^[1-9][0-9]*$/.test(value)) partition = Number(value);

@@ -4,13 +4,15 @@
 // attached with it (both read-only), for `netimport verity` to put dm-verity on top: then LINK.data and
 // LINK.hash name the two loop devices and LINK.verity-sig holds the signature partition's JSON.
 import { execFile } from "node:child_process";
-import { mkdir, open, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
 import type { Stats } from "node:fs";
 import { dirname, basename, join } from "node:path";
 import { promisify } from "node:util";
 import { designatorOf, GPT_FLAG_READ_ONLY, partitionTypeFor, pickPartition, readGpt, rootPartitionTypeFor, type Partition, type PartitionTable } from "./gpt.ts";
 import { pairVerityPartitions, partitionsOfType, type Kind, type Pairing } from "./verity-pairing.ts";
 import { parseVeritySig, VERITY_SIG_MAX_SIZE, type VeritySig } from "./verity-sig.ts";
+import { deviceNumberOf } from "./device-number.ts";
+import { checkDeviceMapperName, createReadOnlyDevice, removeDevice } from "./verity-device.ts";
 
 const run = promisify(execFile);
 
@@ -35,10 +37,18 @@ export interface AttachOptions {
   usrHash?: string;
   /** Architecture whose partition types count (Node's names; default process.arch). */
   arch?: string;
+  /**
+   * Attach partitions as device-mapper linear devices PREFIX-pN (PREFIX for the whole image) instead of
+   * loop devices: a table can be reloaded, which is how a lazy image's root moves from its NBD device to
+   * the local copy without a remount. IMAGE must then be a block device.
+   */
+  mapperPrefix?: string;
+  /** Refuse a root or /usr partition without a verity partition (a lazy image read from the network). */
+  requireVerity?: boolean;
 }
 
 export interface Attachment {
-  kind: "loop";
+  kind: "loop" | "linear";
   image: string;
   device: string;
   readOnly: boolean;
@@ -156,6 +166,10 @@ class Undo {
 interface Context {
   image: string;
   info: Stats;
+  /** The image's size in bytes (a block device's from sysfs: stat() says 0). */
+  size: number;
+  mapperPrefix: string | undefined;
+  requireVerity: boolean;
   readOnly: boolean;
   arch: string;
   undo: Undo;
@@ -166,20 +180,16 @@ type LoopRequest = Pick<Attachment, "partition" | "wholeReason" | "role" | "note
 
 /** Attaches one partition (or the whole image) to a free loop device and links it. */
 async function attachLoop(ctx: Context, request: LoopRequest): Promise<Attachment> {
-  const { image, info } = ctx;
+  const { image } = ctx;
   const { partition } = request;
   const offset = partition?.offset ?? 0;
-  const size = partition?.size ?? info.size;
-  if (partition && offset + size > info.size) {
-    throw new Error(`partition ${partition.number} of ${image} ends at byte ${offset + size}, beyond the end of the image (${info.size} bytes): truncated image?`);
+  const size = partition?.size ?? ctx.size;
+  if (partition && offset + size > ctx.size) {
+    throw new Error(`partition ${partition.number} of ${image} ends at byte ${offset + size}, beyond the end of the image (${ctx.size} bytes): truncated image?`);
   }
-  const args = ["--find", "--show"];
-  if (request.readOnly) args.push("--read-only");
-  if (partition) args.push(`--offset=${offset}`, `--sizelimit=${size}`);
-  args.push(image);
-  const device = (await runTool("losetup", args)).trim();
-  if (!device.startsWith("/dev/")) throw new Error(`losetup printed no device (${JSON.stringify(device)})`);
-  ctx.undo.add(() => detachLoop(device));
+  const device = ctx.mapperPrefix === undefined
+    ? await losetup(ctx, request.readOnly, partition ? { offset, size } : undefined)
+    : await linearDevice(ctx, `${ctx.mapperPrefix}${partition ? `-p${partition.number}` : ""}`, offset, size);
   const fsType = await probeFsType(device);
   if (request.link) {
     const link = request.link;
@@ -188,7 +198,7 @@ async function attachLoop(ctx: Context, request: LoopRequest): Promise<Attachmen
   }
   const designator = partition ? designatorOf(partition.type, ctx.arch) : undefined;
   const attachment: Attachment = {
-    kind: "loop", image, device, readOnly: request.readOnly, offset, size, role: request.role,
+    kind: ctx.mapperPrefix === undefined ? "loop" : "linear", image, device, readOnly: request.readOnly, offset, size, role: request.role,
     ...(request.readOnlyReason ? { readOnlyReason: request.readOnlyReason } : {}),
     ...(partition ? { partition } : {}),
     ...(designator ? { designator } : {}),
@@ -200,6 +210,37 @@ async function attachLoop(ctx: Context, request: LoopRequest): Promise<Attachmen
   ctx.outcome.attachments.push(attachment);
   ctx.outcome.steps.push(attachment);
   return attachment;
+}
+
+/** A free loop device over the image (or the byte range of one partition), undone on a later failure. */
+async function losetup(ctx: Context, readOnly: boolean, range: { offset: number; size: number } | undefined): Promise<string> {
+  const args = ["--find", "--show"];
+  if (readOnly) args.push("--read-only");
+  if (range) args.push(`--offset=${range.offset}`, `--sizelimit=${range.size}`);
+  args.push(ctx.image);
+  const device = (await runTool("losetup", args)).trim();
+  if (!device.startsWith("/dev/")) throw new Error(`losetup printed no device (${JSON.stringify(device)})`);
+  ctx.undo.add(() => detachLoop(device));
+  return device;
+}
+
+/**
+ * A read-only device-mapper linear device NAME over bytes [offset, offset + size) of the image, a block
+ * device; undone on a later failure. GPT partitions start and end on logical blocks, so on sectors.
+ */
+async function linearDevice(ctx: Context, name: string, offset: number, size: number): Promise<string> {
+  if (offset % 512 !== 0 || size % 512 !== 0) throw new Error(`${name}: ${ctx.image} bytes ${offset}+${size} do not fall on 512-byte sectors`);
+  const { major, minor } = deviceNumberOf(ctx.info);
+  const device = await createReadOnlyDevice(name, `0 ${size / 512} linear ${major}:${minor} ${offset / 512}`);
+  ctx.undo.add(() => removeDevice(name));
+  return device;
+}
+
+/** The size of IMAGE: a file's from stat(), a block device's from sysfs (in 512-byte sectors there). */
+async function imageSize(info: Stats): Promise<number> {
+  if (!info.isBlockDevice()) return info.size;
+  const { major, minor } = deviceNumberOf(info);
+  return Number((await readFile(`/sys/dev/block/${major}:${minor}/size`, "utf8")).trim()) * 512;
 }
 
 /** Reads and parses the `-verity-sig` partitions of `kind`, by partition number. */
@@ -229,6 +270,7 @@ async function readSignatures(ctx: Context, table: PartitionTable, kind: Kind): 
  */
 async function attachPairing(ctx: Context, pairing: Pairing, link: string | undefined): Promise<void> {
   const flaggedReadOnly = (pairing.data.attributes & GPT_FLAG_READ_ONLY) !== 0n;
+  if (!pairing.verity && ctx.requireVerity) throw unverifiable(ctx, `its ${pairing.kind} partition ${pairing.data.number} has no ${pairing.kind}-verity partition`);
   if (!pairing.verity) {
     // The verity units start when LINK.hash exists: nothing left from an earlier attach may say so.
     if (link) for (const suffix of [".data", ".hash", ".verity-sig"]) await rm(`${link}${suffix}`, { force: true });
@@ -263,6 +305,11 @@ async function attachPairing(ctx: Context, pairing: Pairing, link: string | unde
   }
 }
 
+/** Why an image that must be verified block by block (--require-verity) cannot be. */
+function unverifiable(ctx: Context, why: string): Error {
+  return new Error(`${ctx.image} cannot be checked block by block: ${why}. A lazy image is read from the network, so it must be a DDI with dm-verity (or be booted with verify=no)`);
+}
+
 function checkOptions(selector: PartitionSelector, options: AttachOptions): void {
   if (selector !== "root" && (options.usrLink !== undefined || options.rootHash !== undefined)) {
     throw new Error(`${options.usrLink !== undefined ? "--usr-link" : "--roothash"} goes with --partition=root only`);
@@ -291,13 +338,16 @@ export async function attachImage(image: string, options: AttachOptions = {}): P
     throw new Error(error.code === "ENOENT" ? `${image} does not exist` : `cannot access ${image}: ${error.message}`);
   });
   if (!info.isFile() && !info.isBlockDevice()) throw new Error(`${image} is not a regular file or block device`);
+  if (options.mapperPrefix !== undefined && !info.isBlockDevice()) throw new Error(`--mapper-prefix needs a block device, and ${image} is not one`);
+  if (options.mapperPrefix !== undefined) checkDeviceMapperName(`${options.mapperPrefix}-p128`);
   const table = await readGpt(image);
   const ctx: Context = {
-    image, info, readOnly: options.readOnly ?? true, arch: options.arch ?? process.arch, undo: new Undo(),
+    image, info, size: await imageSize(info), mapperPrefix: options.mapperPrefix, requireVerity: options.requireVerity ?? false, readOnly: options.readOnly ?? true, arch: options.arch ?? process.arch, undo: new Undo(),
     outcome: { attachments: [], signatures: [], steps: [] },
   };
   const link = options.link;
   try {
+    if (ctx.requireVerity && selector !== "root" && selector !== "usr") throw unverifiable(ctx, `--partition=${selector} attaches no verity partition`);
     if (typeof selector === "number") {
       if (!table) throw new Error(`${image} has no GPT partition table, so it has no partition ${selector}`);
       const partition = pickPartition(table.partitions, selector);
@@ -325,6 +375,7 @@ async function attachRoot(ctx: Context, table: PartitionTable | undefined, optio
   const { image, arch } = ctx;
   const link = options.link;
   if (!table) {
+    if (ctx.requireVerity) throw unverifiable(ctx, "it has no GPT partition table, so no verity partition");
     if (options.rootHash !== undefined || options.usrHash !== undefined) {
       throw new Error(`${options.rootHash !== undefined ? "--roothash" : "--usrhash"} was given, but ${image} has no GPT partition table, so no verity partition`);
     }
@@ -344,6 +395,7 @@ async function attachRoot(ctx: Context, table: PartitionTable | undefined, optio
       return;
     }
     if (options.usrHash !== undefined) throw new Error(`--usrhash was given, but ${image} has no /usr partition for ${arch}`);
+    if (ctx.requireVerity) throw unverifiable(ctx, `it has no ${arch} root partition, so it would be attached whole, without verity`);
     const wholeReason = `no ${arch} root partition (${rootPartitionTypeFor(arch) ?? "unknown type"}) in its GPT`;
     await attachLoop(ctx, { wholeReason, role: "plain", readOnly: ctx.readOnly, ...(link ? { link } : {}) });
     return;
@@ -388,8 +440,8 @@ function describeSignatureCopy(s: SignatureCopy): string {
 /** The lines for everything one attach did, in the order it happened. */
 export function describeOutcome(outcome: AttachOutcome): string[] {
   return outcome.steps.map((step) => {
-    if (step.kind === "loop") return describeAttachment(step);
     if (step.kind === "signature") return describeSignatureCopy(step);
-    return `${step.image} has /usr but no root partition: mounted an empty tmpfs at ${step.path} as its root, as root=tmpfs does`;
+    if (step.kind === "tmpfs-root") return `${step.image} has /usr but no root partition: mounted an empty tmpfs at ${step.path} as its root, as root=tmpfs does`;
+    return describeAttachment(step);
   });
 }

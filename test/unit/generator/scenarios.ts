@@ -51,6 +51,14 @@ export const SCENARIOS: Scenario[] = [
     inInitrd: true,
   },
   {
+    // A lazy DDI root: served as an NBD device from Range requests, verified block by block by dm-verity
+    // (pinned by roothash=), copied to a local disk in the background, checked against SHA256SUMS then.
+    name: "lazy-ddi-root",
+    cmdline: `rd.systemd.import=raw,root,lazy,verify=checksum::http://10.0.2.2:8080/root.raw roothash=${ROOT_HASH}`,
+    inInitrd: true,
+    configs: [{ path: MAIN_CONFIG, text: "[Lazy]\nCopyDirectory=/run/local-disk\nOutageLimitSec=120\n" }],
+  },
+  {
     // A /usr-only image: systemd's fstab-generator mounts the tmpfs root, netimport only /usr.
     name: "usr-only-tmpfs",
     cmdline: "rd.systemd.import=raw,root::http://10.0.2.2:8080/usr.raw.xz root=tmpfs",
