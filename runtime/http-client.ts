@@ -38,6 +38,11 @@ export interface HttpClientOptions {
   idleTimeoutMs: number;
   /** Files the DNS fallback reads. */
   dnsPaths?: DnsPaths;
+  /**
+   * Resolves host names for every connection (direct, and to the proxies) instead of the system
+   * resolver and the DNS fallback, which are then not consulted (the lazy image's pinned lookup).
+   */
+  lookup?: LookupFunction;
 }
 
 export interface RequestInit {
@@ -93,8 +98,8 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
  */
 export function createHttpClient(options: HttpClientOptions): HttpClient {
   const ca = options.caFile ? [...rootCertificates, ...readCaFile(options.caFile)] : undefined;
-  const servers = fallbackDnsServers(options.dnsPaths ?? DEFAULT_DNS_PATHS);
-  const lookup = servers ? createServerLookup(servers) : undefined;
+  const servers = options.lookup ? undefined : fallbackDnsServers(options.dnsPaths ?? DEFAULT_DNS_PATHS);
+  const lookup = options.lookup ?? (servers ? createServerLookup(servers) : undefined);
   const proxies: ProxyRoute | undefined = createProxyRoute({
     httpProxy: options.httpProxy, httpsProxy: options.httpsProxy, noProxy: options.noProxy,
     idleTimeoutMs: options.idleTimeoutMs, ca, lookup,

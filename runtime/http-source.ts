@@ -94,7 +94,13 @@ export function statusError(status: number, url: string): HttpError {
   return new HttpError(`HTTP ${status}${reason ? ` ${reason}` : ""} from ${url}`, url, { retryable, status });
 }
 
-function networkError(error: unknown, url: string): HttpError {
+/**
+ * What a request to `url` threw, as an HttpError: retryable unless no attempt can help (a certificate
+ * that does not verify, a response that is no valid HTTP).
+ *
+ * @example networkError(Object.assign(new Error("connect ECONNREFUSED 10.0.0.1:80"), { code: "ECONNREFUSED" }), "http://10.0.0.1/os.raw").retryable // true
+ */
+export function networkError(error: unknown, url: string): HttpError {
   if (error instanceof HttpError) return error;
   const e = error as NodeJS.ErrnoException;
   const what = e.code && !e.message.includes(e.code) ? `${e.message} (${e.code})` : e.message;
@@ -109,8 +115,10 @@ function networkError(error: unknown, url: string): HttpError {
 /**
  * Where a redirect leads: only to http:// or https://, and never from https:// to http://, which would
  * hand the transfer to anyone on the path.
+ *
+ * @example redirectTarget("https://a/img/os.raw", "/b/os.raw") // "https://a/b/os.raw"
  */
-function redirectTarget(from: string, location: string): string {
+export function redirectTarget(from: string, location: string): string {
   let next: URL;
   try {
     next = new URL(location, from);
@@ -126,8 +134,12 @@ function redirectTarget(from: string, location: string): string {
   return next.href;
 }
 
-/** `Basic …` for a URL with a user name or password (RFC 7617), else undefined. */
-function basicAuthorization(url: string): string | undefined {
+/**
+ * `Basic …` for a URL with a user name or password (RFC 7617), else undefined.
+ *
+ * @example basicAuthorization("http://u:p@m/os.raw") // "Basic dTpw"
+ */
+export function basicAuthorization(url: string): string | undefined {
   const { username, password } = new URL(url);
   if (!username && !password) return undefined;
   return `Basic ${Buffer.from(`${decodeURIComponent(username)}:${decodeURIComponent(password)}`).toString("base64")}`;
