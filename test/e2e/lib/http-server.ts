@@ -1,6 +1,7 @@
 // A static HTTP server for the guests (reached at http://10.0.2.2:PORT/ through QEMU's user network):
-// GET/HEAD with Range and ETag, a request log the scenarios assert on, and a "die mid-download, come
-// back later" mode for the resume scenario.
+// GET/HEAD with Range and ETag, a request log the scenarios assert on, and outages: "die mid-download,
+// come back later" for the resume scenario, and "die once this much of a file was served, in however
+// many requests" for a lazy image, which is read in many Range requests.
 import { createReadStream, statSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
@@ -9,17 +10,26 @@ import { once } from "node:events";
 
 export type LoggedRequest = { method: string; path: string; range?: string; status: number; bytes: number; complete: boolean };
 
-/** After AFTER_BYTES of a response for PATH, the whole server goes away for DOWN_MS, then listens again. */
-export type Outage = { path: string; afterBytes: number; downMs: number };
+/**
+ * The whole server goes away for DOWN_MS (every connection cut, nothing listening), then listens again.
+ * It starts once PATH has been served AFTER_BYTES in one response (a download that must resume), or
+ * AFTER_TOTAL_BYTES over all its responses since the outage was armed (a lazy image, read in Range requests).
+ */
+export type Outage = { path: string; downMs: number } & ({ afterBytes: number } | { afterTotalBytes: number });
+
+/** An outage that happened: its path, when it began and ended (Date.now() ms), the bytes of its path served since arming. */
+export type OutageRecord = { path: string; began: number; ended?: number; servedBytes: number };
 
 export type FileServer = {
   port: number;
   url: (path: string) => string;
   log: LoggedRequest[];
-  /** Arms one outage: the next download of a path hits it. */
+  /** Arms one outage: the next download of its path that reaches its byte count sets it off. */
   armOutage: (outage: Outage) => void;
-  /** Resolves when an armed outage is over (the server listens again). */
+  /** Resolves when the outage that began last is over (the server listens again); at once when none began. */
   outageDone: () => Promise<void>;
+  /** The outages that began, in order, each with its end once the server listens again. */
+  outages: OutageRecord[];
   close: () => Promise<void>;
 };
 
@@ -41,8 +51,9 @@ function parseRange(header: string | undefined, size: number): { start: number; 
 export async function serveFolder(root: string, port = 0): Promise<FileServer> {
   const log: LoggedRequest[] = [];
   const sockets = new Set<Socket>();
-  let outage: Outage | undefined;
+  let armed: { outage: Outage; served: number } | undefined;
   let outageOver: Promise<void> = Promise.resolve();
+  const outages: OutageRecord[] = [];
 
   const server = createServer((request: IncomingMessage, response: ServerResponse) => {
     const path = decodeURIComponent((request.url ?? "/").split("?")[0] ?? "/").replace(/^\/+/, "");
@@ -76,15 +87,23 @@ export async function serveFolder(root: string, port = 0): Promise<FileServer> {
       ...(range ? { "content-range": `bytes ${start}-${end}/${stat.size}` } : {}),
     });
     if (request.method === "HEAD") { entry.complete = true; response.end(); return; }
-    const armed = outage && outage.path === path ? outage : undefined;
+    // A per-response outage only counts responses that began after it was armed.
+    const armedAtStart = armed;
     const stream = createReadStream(file, { start, end, highWaterMark: 256 * 1024 });
     stream.on("data", (chunk) => {
       entry.bytes += chunk.length;
-      if (armed && entry.bytes >= armed.afterBytes && outage === armed) {
-        outage = undefined;
-        stream.destroy();
-        outageOver = goDown(armed.downMs);
-      }
+      const current = armed;
+      if (!current || current.outage.path !== path) return;
+      current.served += chunk.length;
+      const reached = "afterTotalBytes" in current.outage
+        ? current.served >= current.outage.afterTotalBytes
+        : current === armedAtStart && entry.bytes >= current.outage.afterBytes;
+      if (!reached) return;
+      armed = undefined;
+      stream.destroy();
+      const record: OutageRecord = { path, began: Date.now(), servedBytes: current.served };
+      outages.push(record);
+      outageOver = goDown(current.outage.downMs).then(() => { record.ended = Date.now(); });
     });
     stream.pipe(response);
     response.on("finish", () => { entry.complete = entry.bytes === end - start + 1; });
@@ -110,8 +129,9 @@ export async function serveFolder(root: string, port = 0): Promise<FileServer> {
     port: boundPort,
     url: (path) => `http://10.0.2.2:${boundPort}/${path}`,
     log,
-    armOutage: (next) => { outage = next; },
+    armOutage: (next) => { armed = { outage: next, served: 0 }; },
     outageDone: () => outageOver,
+    outages,
     close: async () => {
       for (const socket of sockets) socket.destroy();
       if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
