@@ -4,9 +4,9 @@
 # Installs netimport's tree (the executable and its generator link) when it is installed on the system
 # building the initrd (NETIMPORT_TREE=/path/to/dist/tree overrides where to take it from), the tools its
 # units run (losetup, mount, GNU tar; dmsetup and the dm-verity modules for disk images with verity
-# partitions), the C++ runtime the executable links against, the keyrings and verity certificates of the
-# system building the initrd, and a DHCP network for systemd-networkd with a wait-online that runs even
-# without rd.neednet.
+# partitions; nbd-client and the nbd module for a lazy root), the C++ runtime the executable links
+# against, the keyrings and verity certificates of the system building the initrd, and a DHCP network
+# for systemd-networkd with a wait-online that runs even without rd.neednet.
 # Use: netimport's install tree puts this folder at /usr/lib/dracut/modules.d/95netimport; run
 # `dracut --add netimport --nostrip …` (--nostrip: stripping would cut the application out of the single
 # executable).
@@ -26,9 +26,16 @@ install() {
     inst_multiple losetup mount umount tar
     # Disk images with verity partitions: netimport sets up dm-verity with dmsetup (no veritysetup).
     inst_multiple -o dmsetup blkid
+    # A lazy root (the `lazy` option) is served to the kernel's NBD driver by netimport and connected
+    # with nbd-client (Debian's nbd-client package; optional: without it only lazy boots fail).
+    inst_multiple -o nbd-client
     # What a pull leaves on the image, as systemd-pull does: user.source_url/user.source_etag xattrs.
     inst_multiple -o setfattr getfattr
-    instmods dm_mod dm_verity
+    # Kernel modules the units load: dm_mod for the device-mapper linear devices a lazy root's partitions
+    # get and for dm-verity (dm_verity) over them; nbd for the lazy root's block device while it is
+    # served over HTTP; loop for a downloaded image and for the local copy a lazy root switches to
+    # once complete. Debian builds all four as modules, so a --no-hostonly initrd needs them named.
+    instmods dm_mod dm_verity nbd loop
     # What verifies downloads (systemd's import keyrings) and verity signatures (systemd's verity.d).
     inst_multiple -o /etc/systemd/import-pubring.pgp /etc/systemd/import-pubring.gpg \
         /usr/lib/systemd/import-pubring.pgp /usr/lib/systemd/import-pubring.gpg \

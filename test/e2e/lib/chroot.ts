@@ -10,6 +10,9 @@ export type Suite = "trixie" | "bookworm";
 const common = [
   "systemd", "udev", "systemd-container", "util-linux", "kmod", "iproute2", "dracut-core", "dracut-network",
   "zstd", "xz-utils", "e2fsprogs", "dbus", "curl", "ca-certificates", "tar", "libstdc++6", "dmsetup", "attr",
+  // A lazy root (rd.systemd.import=…,lazy,…) connects the kernel's NBD driver with Debian's nbd-client,
+  // which the netimport dracut module installs into the initrd when the system building it has it.
+  "nbd-client",
 ];
 /** Packages per suite; trixie also builds the GPT image (repart), the UKIs (ukify) and runs mkosi. */
 export const chrootPackages: Record<Suite, readonly string[]> = {

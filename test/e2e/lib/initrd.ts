@@ -1,7 +1,7 @@
 // Test initrds in layers, concatenated (the kernel unpacks concatenated cpio archives in order):
 //   base      dracut inside the chroot: systemd, networkd, udev, the netimport dracut module (the one
-//             dist/tree ships) and its dependencies (losetup, mount, tar, dmsetup, libstdc++, dm-verity),
-//             curl for the reference measurement;
+//             dist/tree ships) and its dependencies (losetup, mount, tar, dmsetup, libstdc++, dm-verity,
+//             nbd-client and nbd for a lazy root), curl for the reference measurement;
 //             rebuilt only when the chroot, kernel or dracut module change.
 //   netimport dist/tree as its own zstd cpio; rebuilt when the product changes.
 //   e2e       the test overlay (markers, emergency drop-in, keyring), small and uncompressed.
@@ -14,7 +14,9 @@ import { ensureKernel, installKernelModules, type Kernel } from "./kernel.ts";
 
 /** The dracut module as the product ships it (npm run build copies integrations/dracut/ into dist/tree). */
 const moduleDir = join(distTree, "usr/lib/dracut/modules.d/95netimport");
-const drivers = "virtio_pci virtio_net virtio_blk loop ext4 erofs squashfs efivarfs";
+// nbd: a lazy root's block device (the netimport module installs it too; named here so that a base
+// initrd built from an older dist/tree still has it).
+const drivers = "virtio_pci virtio_net virtio_blk loop nbd ext4 erofs squashfs efivarfs";
 const extraTools = "curl sed cat sha256sum";
 
 function dracutModules(chroot: string): string {
