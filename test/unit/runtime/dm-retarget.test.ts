@@ -6,8 +6,9 @@ import assert from "node:assert/strict";
 import { statSync, writeFileSync, type Stats } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { deviceNumberOf, formatDeviceNumber, RetargetError, retargetDevices, type DeviceNumber } from "../../runtime/dm-retarget.ts";
-import { tempDir } from "../support/temp-dir.ts";
+import { deviceNumberOf, formatDeviceNumber, type DeviceNumber } from "../../../runtime/device-number.ts";
+import { RetargetError, retargetDevices } from "../../../runtime/dm-retarget.ts";
+import { tempDir } from "../../support/temp-dir.ts";
 
 const NBD: DeviceNumber = { major: 43, minor: 0 };
 const LOOP: DeviceNumber = { major: 7, minor: 3 };
