@@ -15,8 +15,9 @@ const USAGE = `Usage:
                  [--proxy=URL] [--http-proxy=URL] [--https-proxy=URL] [--no-proxy=HOSTS]
                  [--secrets-from=FILE]... [--image-memory-max=SIZE|PERCENT%] [--progress-interval=SEC] [--ro]
                  URL DEST
+  netimport lazy [PULL OPTIONS] --device-link=PATH --pid-file=PATH [--outage-limit=SEC] URL DEST
   netimport attach IMAGE [--partition=root|usr|whole|N] [--link=PATH] [--usr-link=PATH] [--tmpfs-root=PATH]
-                   [--roothash=HEX] [--usrhash=HEX] [--rw|--ro]
+                   [--roothash=HEX] [--usrhash=HEX] [--rw|--ro] [--mapper-prefix=NAME] [--require-verity]
   netimport verity NAME --data=PATH --hash=PATH [--roothash=HEX] [--signature=FILE] --link=PATH
                    [--certificates-dir=DIR]...
   netimport boot-url
@@ -48,6 +49,9 @@ async function main(argv: string[]): Promise<number> {
     }
     case "attach": {
       return (await loadCommands()).runAttach(rest);
+    }
+    case "lazy": {
+      return (await loadCommands()).runLazy(rest);
     }
     case "verity": {
       return (await loadCommands()).runVerity(rest);

@@ -128,7 +128,7 @@ export function parsePullArguments(argv: readonly string[]): PullOptions & { sec
  * The URLs given with "***" in place of their credentials, completed from the `--secrets-from` files
  * (they never were on the command line).
  */
-async function withSecrets(options: PullOptions & { secretsFrom?: string[] }): Promise<PullOptions> {
+export async function withSecrets(options: PullOptions & { secretsFrom?: string[] }): Promise<PullOptions> {
   const { secretsFrom = [], ...rest } = options;
   const mirrors = rest.mirrors ?? [];
   const proxies = [rest.httpProxy, rest.httpsProxy];

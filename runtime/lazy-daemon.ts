@@ -1,0 +1,238 @@
+// The lazy image's server, a root storage daemon. In order:
+//   argv[0] "@netimport-lazy" → the expected whole-image hash (verify=, before anything is served) →
+//   the range reader (size, validator) → the local copy's hidden temporary next to DEST (room made as a
+//   pull makes it) → the tool kit (dmsetup, nbd-client, losetup and their libraries on a tmpfs of the
+//   initrd's root, a devtmpfs and a procfs: what switch-root leaves this process) → a loop device over
+//   the copy → the NBD server on a Unix socket → nbd-client connects /dev/nbdN → link, PID file, READY.
+//   Then hydration; when the copy is complete: the whole-image hash (when one was asked for) → every
+//   device-mapper table on /dev/nbdN retargeted to the loop device → /dev/nbdN disconnected → the copy
+//   renamed to DEST when verified → exit.
+// After switch-root this process lives in the initrd's emptied root: it reads and writes only through
+// file descriptors it holds, runs tools from the kit, and reaches paths through the kit's procfs
+// (/proc/1/root: PID 1's root, which is the initrd's root before switch-root and the system's after).
+import { createHash } from "node:crypto";
+import { mkdir, open, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
+import { basename, dirname } from "node:path";
+import { redactUrl } from "../generator/redact.ts";
+import { deviceNumberOf, formatDeviceNumber, type DeviceNumber } from "./device-number.ts";
+import { inspectDestination, temporaryPath } from "./destination.ts";
+import { retargetDevices } from "./dm-retarget.ts";
+import { formatBytes } from "./format-bytes.ts";
+import { createHttpClient } from "./http-client.ts";
+import { fetchSmallFile, type TransferOptions } from "./http-source.ts";
+import { openKernelLog, type KernelLog } from "./kernel-log.ts";
+import { tellStarter, type LazyOptions } from "./lazy-command.ts";
+import { createLazyImage, type LazyImage } from "./lazy-image.ts";
+import { linkAtomically, runTool } from "./loop-attach.ts";
+import { connectNbd, disconnectNbd } from "./nbd-device.ts";
+import { createNbdServer, type NbdServer } from "./nbd-server.ts";
+import type { PullOptions } from "./pull.ts";
+import { ensureSpace } from "./ram-space.ts";
+import { openRangeReader, type RangeReader } from "./range-reader.ts";
+import { buildToolKit, type ToolKit } from "./tool-kit.ts";
+import { checkImageHash, expectImageHash, type Expectation } from "./verify.ts";
+import { setXattrs } from "./xattrs.ts";
+
+/** Where the kit lives: in the initrd's root, outside what switch-root moves (/dev, /proc, /sys, /run). */
+const KIT_DIR = "/netimport-lazy-kit";
+const KIT_TOOLS = ["dmsetup", "nbd-client"];
+/** How often a progress line is logged while the copy runs. */
+const PROGRESS_EVERY_MS = 60_000;
+
+/** What the server made, undone in reverse when starting fails. */
+type Undo = (() => Promise<unknown>)[];
+
+/**
+ * Serves the image at `options.pull.url` lazily (see the top of this file); resolves to the exit code.
+ * Runs in the process lazy-command.ts started, which nothing but its own signals ends.
+ */
+export async function serveLazily(options: LazyOptions): Promise<number> {
+  // systemd leaves processes whose argv[0] starts with '@' alone at switch-root and shutdown.
+  process.title = `@netimport-lazy ${basename(options.pull.dest)}`;
+  const log = openKernelLog("netimport lazy");
+  const undo: Undo = [];
+  let started: Started;
+  try {
+    started = await start(options, log, undo);
+  } catch (error) {
+    for (const step of undo.reverse()) await step().catch(() => undefined);
+    const reason = oneLine(error);
+    log.write(reason, "err");
+    tellStarter(`FAILED ${reason}`);
+    log.close();
+    return 1;
+  }
+  tellStarter("READY");
+  return finish(options, log, started);
+}
+
+interface Started {
+  reader: RangeReader;
+  image: LazyImage;
+  file: FileHandle;
+  temp: string;
+  expected: Expectation | undefined;
+  kit: ToolKit;
+  server: NbdServer;
+  nbd: { device: string; number: DeviceNumber };
+  loop: { device: string; number: DeviceNumber };
+}
+
+async function start(options: LazyOptions, log: KernelLog, undo: Undo): Promise<Started> {
+  const { pull } = options;
+  const idleTimeoutMs = (pull.idleTimeoutSeconds ?? 30) * 1000;
+  const expected = await expectedHash(pull, idleTimeoutMs);
+  const reader = await openRangeReader(pull.url, {
+    mirrors: pull.mirrors ?? [], idleTimeoutMs, caFile: pull.caFile, httpProxy: pull.httpProxy, httpsProxy: pull.httpsProxy,
+    noProxy: pull.noProxy, dnsPaths: pull.dnsPaths,
+  });
+  undo.push(() => reader.close());
+
+  // The copy: a hidden temporary next to DEST, as a pull makes it; DEST itself only once it is complete.
+  const dest = pull.dest;
+  await mkdir(dirname(dest), { recursive: true });
+  await inspectDestination(dest, "file");
+  await ensureSpace(dirname(dest), { bytes: reader.size, exact: true }, { memoryLimit: pull.memoryLimit });
+  const temp = temporaryPath(dest);
+  const file = await open(temp, "wx+", 0o644);
+  undo.push(() => file.close().then(() => rm(temp, { force: true })));
+  await file.truncate(reader.size);
+  await setXattrs(temp, { "user.source_url": redactUrl(pull.url) }).catch(() => undefined);
+
+  const image = createLazyImage({
+    source: reader, file, outageLimitMs: options.outageLimitMs,
+    backoff: { baseMs: (pull.retryDelaySeconds ?? 1) * 1000, capMs: 10_000 },
+    log: (line) => log.write(line),
+  });
+  undo.push(() => image.stop());
+
+  const kit = await buildToolKit(KIT_DIR, KIT_TOOLS);
+  undo.push(() => kit.remove());
+
+  const loopDevice = (await runTool("losetup", ["--find", "--show", "--read-only", temp])).trim();
+  undo.push(() => runTool("losetup", ["--detach", loopDevice]));
+  const loop = { device: loopDevice, number: deviceNumberOf(await stat(loopDevice)) };
+
+  const name = basename(dest);
+  const server = createNbdServer({ name, size: reader.size, read: (offset, length) => image.read(offset, length) }, {
+    onReadError: (error, offset, length) => log.write(`a read of ${formatBytes(length)} at byte ${offset} failed: ${error.message}`, "err"),
+    onProtocolError: (message) => log.write(`NBD client: ${message}`, "warning"),
+  });
+  const socketPath = `${options.deviceLink}.sock`;
+  await mkdir(dirname(socketPath), { recursive: true });
+  await rm(socketPath, { force: true });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(socketPath, () => { server.off("error", reject); resolve(); });
+  });
+  undo.push(async () => { server.close(); server.closeConnections(); });
+  // 512-byte blocks, as the loop device over the copy has: the tables then move between devices whose
+  // logical block size is the same, and a partition on any sector boundary maps.
+  const nbd = await connectNbd({ socketPath, exportName: name, blockSize: 512 });
+  undo.push(() => disconnectNbd(nbd.device));
+  // The kernel holds the one connection nbd-client made: no one else may connect.
+  server.close();
+  await rm(socketPath, { force: true });
+  await linkAtomically(nbd.device, options.deviceLink);
+  await writeFile(options.pidFile, `${process.pid}\n`);
+  log.write(`serving ${reader.url} (${formatBytes(reader.size)}) at ${nbd.device}, copying it to ${dest} in the background (loop device ${loop.device} once complete)`);
+  // From here on this process reaches files only through the kit (switch-root takes its root's paths away).
+  kit.enter();
+  image.startHydration();
+  return { reader, image, file, temp, expected, kit, server, nbd, loop };
+}
+
+/** The whole image's expected SHA-256 (verify=checksum|signature|sha256:), settled before anything is served. */
+async function expectedHash(pull: PullOptions, idleTimeoutMs: number): Promise<Expectation | undefined> {
+  if (pull.verify.kind === "no") return undefined;
+  const client = createHttpClient({ idleTimeoutMs, caFile: pull.caFile, httpProxy: pull.httpProxy, httpsProxy: pull.httpsProxy, noProxy: pull.noProxy, dnsPaths: pull.dnsPaths });
+  try {
+    const transfer: TransferOptions = { client, mirrors: pull.mirrors, idleTimeoutMs, retries: pull.retries ?? 5 };
+    return await expectImageHash(pull.verify, pull.url, { fetch: (url) => fetchSmallFile(url, transfer), keyring: pull.keyring, defaultKeyrings: pull.defaultKeyrings });
+  } finally {
+    await client.close();
+  }
+}
+
+/** Waits for the copy, switches the root to it and exits; refuses SIGTERM until then. */
+async function finish(options: LazyOptions, log: KernelLog, s: Started): Promise<number> {
+  let switched = false;
+  const refuse = (signal: string) => {
+    if (!switched) log.write(`${signal} ignored: the root file system still reads through ${s.nbd.device}; the server exits once the copy is complete`, "warning");
+  };
+  process.on("SIGTERM", () => refuse("SIGTERM"));
+  process.on("SIGINT", () => refuse("SIGINT"));
+  process.on("SIGHUP", () => undefined);
+  const began = Date.now();
+  const progress = setInterval(() => {
+    const p = s.image.progress();
+    log.write(`${((100 * p.localBytes) / p.size).toFixed(0)}% copied (${formatBytes(p.localBytes)} of ${formatBytes(p.size)}), ${p.demandReads} reads waited for the network`, "info");
+  }, PROGRESS_EVERY_MS);
+  try {
+    await s.image.completion;
+  } catch (error) {
+    clearInterval(progress);
+    // The root keeps reading through the network (blocks already local are served from the copy).
+    log.write(`the copy cannot be completed: ${oneLine(error)}; the root file system stays on ${s.nbd.device}`, "crit");
+    return new Promise<number>(() => undefined);
+  }
+  clearInterval(progress);
+  const seconds = (Date.now() - began) / 1000;
+  log.write(`copied ${formatBytes(s.reader.size)} in ${seconds.toFixed(1)} s (${(s.reader.size / 1e6 / seconds).toFixed(1)} MB/s) to ${options.pull.dest}`);
+  const verified = await checkCopy(s, options.pull, log);
+
+  try {
+    const names = await retargetDevices(s.nbd.number, s.loop.number, (args) => s.kit.run("dmsetup", args));
+    log.write(`switched ${names.length ? names.join(", ") : "no device"} from ${s.nbd.device} (${formatDeviceNumber(s.nbd.number)}) to the local copy on ${s.loop.device} (${formatDeviceNumber(s.loop.number)})`);
+  } catch (error) {
+    // A device left on the NBD device still reads through this server: keep serving, from the complete copy.
+    log.write(`cannot switch to the local copy: ${oneLine(error)}; serving ${s.nbd.device} from the copy, without the network`, "crit");
+    await s.reader.close();
+    return new Promise<number>(() => undefined);
+  }
+  switched = true;
+  await s.reader.close();
+  await disconnectNbd(s.nbd.device, (args) => s.kit.run("nbd-client", args))
+    .catch((error: unknown) => log.write(`cannot disconnect ${s.nbd.device}: ${oneLine(error)}`, "warning"));
+  s.server.closeConnections();
+  if (verified) {
+    await rename(s.kit.rootPath(s.temp), s.kit.rootPath(options.pull.dest))
+      .then(() => log.write(`the copy is ${options.pull.dest} now; ${s.nbd.device} is released and the network server exits`))
+      .catch((error: unknown) => log.write(`cannot move the copy to ${options.pull.dest}: ${oneLine(error)}`, "warning"));
+  }
+  await s.file.close();
+  await s.kit.remove().catch(() => undefined);
+  log.close();
+  return 0;
+}
+
+/**
+ * Checks the complete copy against the expected hash, when verification asked for one. A mismatch is
+ * reported loudly and the copy is not moved to DEST; the root stays on dm-verity, which checked every
+ * block it read and goes on checking the copy's blocks.
+ */
+async function checkCopy(s: Started, { url, dest }: PullOptions, log: KernelLog): Promise<boolean> {
+  if (!s.expected) return true;
+  const hash = createHash("sha256");
+  const buffer = Buffer.allocUnsafe(4 << 20);
+  for (let offset = 0; offset < s.reader.size;) {
+    const { bytesRead } = await s.file.read(buffer, 0, Math.min(buffer.length, s.reader.size - offset), offset);
+    if (bytesRead === 0) break;
+    hash.update(buffer.subarray(0, bytesRead));
+    offset += bytesRead;
+  }
+  const actual = hash.digest("hex");
+  try {
+    checkImageHash(actual, s.expected, url);
+    log.write(`the copy matches ${s.expected.source} (sha256 ${actual})`);
+    return true;
+  } catch (error) {
+    log.write(`WARNING: ${oneLine(error)}: the complete copy is NOT the image that was published; it is left at ${s.temp} instead of ${dest}, and dm-verity goes on checking every block read`, "crit");
+    return false;
+  }
+}
+
+function oneLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.replace(/\s*\n\s*/g, " ").trim() || "failed";
+}
