@@ -27,8 +27,10 @@ install() {
     # Disk images with verity partitions: netimport sets up dm-verity with dmsetup (no veritysetup).
     inst_multiple -o dmsetup blkid
     # A lazy root (the `lazy` option) is served to the kernel's NBD driver by netimport and connected
-    # with nbd-client (Debian's nbd-client package; optional: without it only lazy boots fail).
-    inst_multiple -o nbd-client
+    # with nbd-client (Debian's nbd-client package; optional: without it only lazy boots fail). Its
+    # server copies dmsetup and nbd-client into a tool kit it runs them from after switch-root, through
+    # chroot (coreutils).
+    inst_multiple -o nbd-client chroot
     # What a pull leaves on the image, as systemd-pull does: user.source_url/user.source_etag xattrs.
     inst_multiple -o setfattr getfattr
     # Kernel modules the units load: dm_mod for the device-mapper linear devices a lazy root's partitions
