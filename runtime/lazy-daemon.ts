@@ -33,8 +33,11 @@ import { buildToolKit, type ToolKit } from "./tool-kit.ts";
 import { checkImageHash, expectImageHash, type Expectation } from "./verify.ts";
 import { setXattrs } from "./xattrs.ts";
 
-/** Where the kit lives: in the initrd's root, outside what switch-root moves (/dev, /proc, /sys, /run). */
-const KIT_DIR = "/netimport-lazy-kit";
+/**
+ * Where the kit lives: in the initrd's root, outside what switch-root moves (/dev, /proc, /sys, /run).
+ * NETIMPORT_LAZY_KIT_DIR moves it (tests on a host whose / is not to be touched).
+ */
+const KIT_DIR = process.env.NETIMPORT_LAZY_KIT_DIR || "/netimport-lazy-kit";
 const KIT_TOOLS = ["dmsetup", "nbd-client"];
 /** How often a progress line is logged while the copy runs. */
 const PROGRESS_EVERY_MS = 60_000;

@@ -2,9 +2,9 @@
 // cannot serve tells the starter why, the starter prints that one line and exits 1, and nothing the
 // server made is left behind.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -12,6 +12,7 @@ import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { UsageError } from "../../../runtime/command-line.ts";
 import { parseLazyArguments } from "../../../runtime/lazy-command.ts";
+import { startFixtureServer, type FixtureServer } from "../../support/http-fixture-server.ts";
 
 const MAIN = resolve(import.meta.dirname, "../../../runtime/main.ts");
 const LOADER = resolve(import.meta.dirname, "../../support/text-loader.ts");
@@ -53,6 +54,7 @@ describe("parseLazyArguments", () => {
 
 describe("netimport lazy (the process)", () => {
   let server: Server;
+  let rangeServer: FixtureServer | undefined;
   let base: string;
   let work: string;
   const image = randomBytes(64 * 1024);
@@ -64,13 +66,14 @@ describe("netimport lazy (the process)", () => {
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
   after(async () => {
+    await rangeServer?.close();
     await new Promise((done) => server.close(done));
     rmSync(work, { recursive: true, force: true });
   });
 
-  function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
     return new Promise((done) => {
-      const child = spawn(process.execPath, ["--import", LOADER, MAIN, "lazy", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+      const child = spawn(process.execPath, ["--import", LOADER, MAIN, "lazy", ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
       let stdout = "";
       let stderr = "";
       child.stdout.on("data", (d) => (stdout += d));
@@ -87,6 +90,24 @@ describe("netimport lazy (the process)", () => {
     assert.equal(lines.length, 1, result.stderr);
     assert.match(lines[0]!, /^netimport: lazy: .*does not support HTTP Range requests/);
     assert.deepEqual(readdirSync(work).filter((name) => name !== "machines"), []);
+  });
+
+  it("undoes everything it made when the device cannot be connected: copy, loop device, tool kit, socket", { skip: process.getuid?.() === 0 ? false : "needs root" }, async () => {
+    // Range works; then this host, which has no nbd driver (and no modprobe), cannot connect the device.
+    rangeServer = await startFixtureServer({ root: work });
+    writeFileSync(join(work, "os.raw"), image);
+    const kit = join(work, "kit");
+    const dest = join(work, "machines", "lazy.raw");
+    const loopsBefore = execFileSync("losetup", ["--list", "--noheadings", "--output", "BACK-FILE"], { encoding: "utf8" });
+    const result = await run(["--verify=no", `--device-link=${join(work, "lazy.nbd")}`, `--pid-file=${join(work, "lazy.pid")}`, `${rangeServer.url}/os.raw`, dest],
+      { NETIMPORT_LAZY_KIT_DIR: kit, PATH: "/usr/sbin:/usr/bin:/sbin:/bin" });
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stderr, /^netimport: lazy: the kernel.s nbd module is not available/);
+    assert.deepEqual(readdirSync(join(work, "machines")), [], "the copy's temporary was not removed");
+    assert.ok(!existsSync(kit), "the tool kit was not removed");
+    assert.ok(!readFileSync("/proc/self/mountinfo", "utf8").includes(kit), "the tool kit is still mounted");
+    assert.equal(execFileSync("losetup", ["--list", "--noheadings", "--output", "BACK-FILE"], { encoding: "utf8" }), loopsBefore, "a loop device was left");
+    assert.ok(!existsSync(join(work, "lazy.nbd.sock")) && !existsSync(join(work, "lazy.nbd")) && !existsSync(join(work, "lazy.pid")));
   });
 
   it("exits 2 with the usage on a bad command line", async () => {
