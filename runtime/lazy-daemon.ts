@@ -185,8 +185,10 @@ async function finish(options: LazyOptions, log: KernelLog, s: Started): Promise
   const verified = await checkCopy(s, options.pull, log);
 
   try {
+    const switchStart = performance.now();
     const names = await retargetDevices(s.nbd.number, s.loop.number, (args) => s.kit.run("dmsetup", args));
-    log.write(`switched ${names.length ? names.join(", ") : "no device"} from ${s.nbd.device} (${formatDeviceNumber(s.nbd.number)}) to the local copy on ${s.loop.device} (${formatDeviceNumber(s.loop.number)})`);
+    const switchMs = performance.now() - switchStart;
+    log.write(`switched ${names.length ? names.join(", ") : "no device"} from ${s.nbd.device} (${formatDeviceNumber(s.nbd.number)}) to the local copy on ${s.loop.device} (${formatDeviceNumber(s.loop.number)}) in ${switchMs.toFixed(0)} ms`);
   } catch (error) {
     // A device left on the NBD device still reads through this server: keep serving, from the complete copy.
     log.write(`cannot switch to the local copy: ${oneLine(error)}; serving ${s.nbd.device} from the copy, without the network`, "crit");
