@@ -104,9 +104,9 @@ export function assertRootBooted(result: BootResult, name: string): void {
     `root "${name}" did not boot (log ${result.logPath}):\n${diagnosis(result)}`);
 }
 
-/** Asserts a boot failed the intended way: a `netimport: ` (or `netimport attach|verity: `) reason line matching REASON, then the emergency marker. */
+/** Asserts a boot failed the intended way: a `netimport: ` (or `netimport attach|verity|lazy: `) reason line matching REASON, then the emergency marker. */
 export function assertFailedWithReason(result: BootResult, reason: RegExp): void {
-  const reasons = result.lines(/netimport(?: attach| verity)?: /);
+  const reasons = result.lines(/netimport(?: attach| verity| lazy)?: /);
   assert.ok(result.lines("NETIMPORT-E2E-EMERGENCY").length > 0, `no emergency marker (log ${result.logPath}):\n${diagnosis(result)}`);
   assert.ok(reasons.some((line) => reason.test(line)),
     `no "netimport: " line matching ${reason} (log ${result.logPath}); netimport lines:\n${reasons.join("\n")}\n${diagnosis(result)}`);
