@@ -28,7 +28,7 @@
 // and `nbd-client -d` (netlink only) need no files.
 import { execFile } from "node:child_process";
 import { closeSync, constants, openSync } from "node:fs";
-import { chmod, copyFile, mkdir, readdir, realpath, rmdir, stat } from "node:fs/promises";
+import { chmod, copyFile, mkdir, readdir, readFile, realpath, rmdir, stat, writeFile } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
 import { promisify } from "node:util";
 import { readElfInterpreter } from "./elf-interpreter.ts";
@@ -36,6 +36,9 @@ import { runTool } from "./loop-attach.ts";
 import { findExecutable } from "./system-tools.ts";
 
 const execFileAsync = promisify(execFile);
+
+/** What the tools read from /proc: libdevmapper's device numbers (see snapshotProcFiles). */
+const PROC_FILES = ["devices", "misc"];
 
 /** The helper every kit carries: it makes KIT/tools the root of the tool it starts. */
 const CHROOT = "chroot";
@@ -136,7 +139,7 @@ async function copyInto(source: string, target: string, mode: number): Promise<v
 
 /** Copies every tool, its libraries and the loader into KIT/tools; returns the static tools. */
 async function populate(tree: string, found: { tool: string; path: string }[]): Promise<Set<string>> {
-  for (const sub of ["bin", "lib", "dev"]) await mkdir(join(tree, sub), { mode: 0o755 });
+  for (const sub of ["bin", "lib", "dev", "proc"]) await mkdir(join(tree, sub), { mode: 0o755 });
   const statics = new Set<string>();
   const libraries = new Map<string, string>(); // name in lib/ → the file copied there
   let loader: { interpreter: string; file: string } | undefined;
@@ -263,6 +266,15 @@ function makeToolKit({ dir, tools, statics, treeFd, unmount }: Parts): ToolKit {
       ...(cameFrom === undefined ? { cwd: procfs } : {}),
     };
   };
+  /**
+   * The tools' root has no procfs of its own (a mount inside the kit would not survive switch-root), but
+   * libdevmapper looks up the device-mapper and misc majors and minors in /proc/devices and /proc/misc:
+   * copy them from the kit's procfs before each run (a module loaded since then adds lines).
+   */
+  const snapshotProcFiles = async (): Promise<void> => {
+    const tree = viaProcfs(`${process.pid}/fd/${treeFd}`);
+    for (const name of PROC_FILES) await writeFile(`${tree}/proc/${name}`, await readFile(viaProcfs(name)));
+  };
   return {
     dir,
     tools,
@@ -275,6 +287,7 @@ function makeToolKit({ dir, tools, statics, treeFd, unmount }: Parts): ToolKit {
     command,
     async run(tool: string, args: string[]): Promise<string> {
       const { file, args: argv, env, cwd } = command(tool, args);
+      await snapshotProcFiles();
       try {
         const { stdout } = await execFileAsync(file, argv, { env, encoding: "utf8", maxBuffer: 16 << 20, ...(cwd ? { cwd } : {}) });
         return stdout;

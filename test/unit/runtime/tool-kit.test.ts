@@ -167,7 +167,7 @@ describe("buildToolKit", asRoot, () => {
     assert.deepEqual(readdirSync(root), ["netimport-kit"]);
     assert.deepEqual(readdirSync(kit.dir).sort(), ["proc", "tools"]);
     const tree = join(kit.dir, "tools");
-    assert.deepEqual(readdirSync(tree).sort(), ["bin", "dev", "ld.so", "lib"]);
+    assert.deepEqual(readdirSync(tree).sort(), ["bin", "dev", "ld.so", "lib", "proc"]);
     assert.deepEqual(readdirSync(join(tree, "bin")).sort(), [...TOOLS, "chroot"].sort());
     assert.deepEqual([...kit.tools].sort(), [...TOOLS, "chroot"].sort());
     accessSync(join(tree, "ld.so"), constants.X_OK);
@@ -209,6 +209,9 @@ describe("buildToolKit", asRoot, () => {
     assert.deepEqual(deviceNumberOf(control), { major: 10, minor: 236 });
     assert.equal(kit.devicePath("nbd0"), "/dev/nbd0");
     assert.match(await kit.run("losetup", ["--version"]), /^losetup from util-linux \d/);
+    // libdevmapper finds the device-mapper and misc device numbers in /proc/devices and /proc/misc: the
+    // tools' root has copies, made from the kit's procfs before each run.
+    for (const name of ["devices", "misc"]) assert.equal(readFileSync(join(kit.dir, "tools/proc", name), "utf8"), readFileSync(`/proc/${name}`, "utf8"));
   });
 
   test("a tool's failure carries the first line of its stderr; a tool not in the kit is refused", async () => {
