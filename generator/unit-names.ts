@@ -26,7 +26,7 @@ export function lazyDeviceLink(request: ImportRequest): string {
   return `${LAZY_DIR}/${request.local}.nbd`;
 }
 
-/** The PID file of a lazy image's server (Type=forking's PIDFile=). */
+/** Where a lazy image's server writes its PID (it runs outside its unit's control group). */
 export function lazyPidFile(request: ImportRequest): string {
   return `${LAZY_DIR}/${request.local}.pid`;
 }

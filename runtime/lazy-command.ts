@@ -1,6 +1,6 @@
 // `netimport lazy [PULL OPTIONS] --device-link=PATH --pid-file=PATH [--outage-limit=SEC] URL DEST`: serves
 // the raw image at URL as a block device at once and copies it to DEST in the background (lazy-daemon.ts).
-// The command is what systemd starts (Type=forking): it starts the server as a process of its own, waits
+// The command is what systemd starts (Type=oneshot): it starts the server as a process of its own, waits
 // until the device is connected and linked, and exits 0; or prints the server's one-line reason and exits 1.
 // The server is a root storage daemon (argv[0] "@…"), so the command's process, whose argv[0] systemd
 // knows, is not it. The pull's options mean what they mean for `netimport pull` (parsed by the same code).

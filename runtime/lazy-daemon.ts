@@ -137,12 +137,31 @@ async function start(options: LazyOptions, log: KernelLog, undo: Undo): Promise<
   server.close();
   await rm(socketPath, { force: true });
   await linkAtomically(nbd.device, options.deviceLink);
+  await leaveUnitCgroup();
   await writeFile(options.pidFile, `${process.pid}\n`);
   log.write(`serving ${reader.url} (${formatBytes(reader.size)}) at ${nbd.device}, copying it to ${dest} in the background (loop device ${loop.device} once complete)`);
   // From here on this process reaches files only through the kit (switch-root takes its root's paths away).
   kit.enter();
   image.startHydration();
   return { reader, image, file, temp, expected, kit, server, nbd, loop };
+}
+
+/**
+ * Moves this process into the root control group. systemd stops the unit at switch-root (the system's
+ * first isolate stops every unit whose file is gone, and the initrd's generated units are) and at
+ * shutdown, killing what is in the unit's control group; a root storage daemon must outlive both, as
+ * the kernel threads in the root group do. The '@' of argv[0] keeps it out of the killing sprees.
+ */
+async function leaveUnitCgroup(): Promise<void> {
+  for (const procs of ["/sys/fs/cgroup/cgroup.procs", "/sys/fs/cgroup/systemd/cgroup.procs"]) {
+    try {
+      await writeFile(procs, `${process.pid}\n`);
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw new Error(`cannot move the server out of its unit's control group (${procs}): ${(error as Error).message}`);
+    }
+  }
+  throw new Error("cannot move the server out of its unit's control group: no cgroup file system at /sys/fs/cgroup");
 }
 
 /** The whole image's expected SHA-256 (verify=checksum|signature|sha256:), settled before anything is served. */
