@@ -1,7 +1,8 @@
 // A static HTTP server for the guests (reached at http://10.0.2.2:PORT/ through QEMU's user network):
 // GET/HEAD with Range and ETag, a request log the scenarios assert on, and outages: "die mid-download,
 // come back later" for the resume scenario, and "die once this much of a file was served, in however
-// many requests" for a lazy image, which is read in many Range requests.
+// many requests" for a lazy image, which is read in many Range requests; and slow stretches of a file
+// (a lazy image's background copy is held back where the boot itself never reads).
 import { createReadStream, statSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
@@ -20,6 +21,9 @@ export type Outage = { path: string; downMs: number } & ({ afterBytes: number } 
 /** An outage that happened: its path, when it began and ended (Date.now() ms), the bytes of its path served since arming. */
 export type OutageRecord = { path: string; began: number; ended?: number; servedBytes: number };
 
+/** Responses for PATH whose bytes overlap START..END-1 are sent at BYTES_PER_SECOND, all of them; the others at full speed. */
+export type SlowStretch = { path: string; start: number; end: number; bytesPerSecond: number };
+
 export type FileServer = {
   port: number;
   url: (path: string) => string;
@@ -30,6 +34,8 @@ export type FileServer = {
   outageDone: () => Promise<void>;
   /** The outages that began, in order, each with its end once the server listens again. */
   outages: OutageRecord[];
+  /** Makes one stretch of a file slow from now on (the responses that overlap it); slow(undefined) ends that. */
+  slow: (stretch: SlowStretch | undefined) => void;
   close: () => Promise<void>;
 };
 
@@ -54,6 +60,7 @@ export async function serveFolder(root: string, port = 0): Promise<FileServer> {
   let armed: { outage: Outage; served: number } | undefined;
   let outageOver: Promise<void> = Promise.resolve();
   const outages: OutageRecord[] = [];
+  let slowStretch: SlowStretch | undefined;
 
   const server = createServer((request: IncomingMessage, response: ServerResponse) => {
     const path = decodeURIComponent((request.url ?? "/").split("?")[0] ?? "/").replace(/^\/+/, "");
@@ -89,7 +96,8 @@ export async function serveFolder(root: string, port = 0): Promise<FileServer> {
     if (request.method === "HEAD") { entry.complete = true; response.end(); return; }
     // A per-response outage only counts responses that began after it was armed.
     const armedAtStart = armed;
-    const stream = createReadStream(file, { start, end, highWaterMark: 256 * 1024 });
+    const slow = slowStretch && slowStretch.path === path && start < slowStretch.end && end >= slowStretch.start ? slowStretch : undefined;
+    const stream = createReadStream(file, { start, end, highWaterMark: slow ? 4096 : 256 * 1024 });
     stream.on("data", (chunk) => {
       entry.bytes += chunk.length;
       const current = armed;
@@ -105,7 +113,19 @@ export async function serveFolder(root: string, port = 0): Promise<FileServer> {
       outages.push(record);
       outageOver = goDown(current.outage.downMs).then(() => { record.ended = Date.now(); });
     });
-    stream.pipe(response);
+    if (slow) {
+      // One 4 KiB chunk, then a pause as long as it takes at the slow rate (the socket never backs up).
+      stream.on("data", (chunk) => {
+        if (stream.destroyed || response.destroyed) return;
+        stream.pause();
+        response.write(chunk);
+        setTimeout(() => stream.resume(), (1000 * chunk.length) / slow.bytesPerSecond);
+      });
+      stream.on("end", () => response.end());
+      response.on("close", () => stream.destroy());
+    } else {
+      stream.pipe(response);
+    }
     response.on("finish", () => { entry.complete = entry.bytes === end - start + 1; });
   });
   server.on("connection", (socket: Socket) => {
@@ -132,6 +152,7 @@ export async function serveFolder(root: string, port = 0): Promise<FileServer> {
     armOutage: (next) => { armed = { outage: next, served: 0 }; },
     outageDone: () => outageOver,
     outages,
+    slow: (stretch) => { slowStretch = stretch; },
     close: async () => {
       for (const socket of sockets) socket.destroy();
       if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));

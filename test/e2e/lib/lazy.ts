@@ -3,6 +3,10 @@
 // devices the device-mapper devices sit on: nbdN while served over HTTP, loopN once the local copy took
 // over), and extra initrd files that mark when the lazy service starts and what it holds at switch-root.
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { fileSha256, run } from "./exec.ts";
+import type { Images } from "./images.ts";
 import { diagnosis } from "./lab.ts";
 import { probeValue } from "./probe.ts";
 import type { ExtraFiles } from "./initrd.ts";
@@ -68,9 +72,12 @@ export function assertNoBlockErrors(result: BootResult): void {
   assert.deepEqual(errors, [], `block errors on the console (log ${result.logPath})`);
 }
 
-/** The `netimport lazy: hydrated … in S s (X MB/s)` line's seconds and MB/s, when there is one. */
+/** The line saying the copy is complete: `netimport lazy: hydrated|copied … in S s (X MB/s)`. */
+export const copyComplete = /netimport lazy: (?:hydrated|copied) .* in [\d.]+ s \([\d.]+ MB\/s\)/;
+
+/** The copy-complete line's seconds and MB/s, when there is one. */
 export function hydration(result: BootResult): { seconds: number; mbPerSecond: number; line: string } | undefined {
-  const line = lazyLines(result, /hydrated/)[0];
+  const line = lazyLines(result, copyComplete)[0];
   const match = line ? /in ([\d.]+) s \(([\d.]+) MB\/s\)/.exec(line) : null;
   return line && match ? { seconds: Number(match[1]), mbPerSecond: Number(match[2]), line } : undefined;
 }
@@ -129,4 +136,17 @@ export function lazyMemory(result: BootResult): { rssKb: number; copyKb: number;
   const copy = /copy=[^:\s]+:(\d+)kB\/(\d+)B/.exec(line);
   const uptime = /uptime=([\d.]+)/.exec(line)?.[1];
   return { rssKb: Number(rss ?? NaN), copyKb: Number(copy?.[1] ?? NaN), copyBytes: Number(copy?.[2] ?? NaN), uptime: Number(uptime ?? NaN) };
+}
+
+/**
+ * Publishes a signed checksum for the served file PATH, as images.ts does for its own: PATH.sha256 and
+ * PATH.sha256.asc, signed with the lab's key (the initrd trusts its keyring). A lazy root's default
+ * verify=signature then finds what it checks the copy against, so what else it refuses is the point.
+ * @example signChecksum(lab.images, "real/root.raw")
+ */
+export function signChecksum(images: Images, path: string): void {
+  const file = join(images.dir, path);
+  writeFileSync(`${file}.sha256`, `${fileSha256(file)}  ${basename(file)}\n`);
+  run("gpg", ["--batch", "--yes", "--armor", "--detach-sign", "--output", `${file}.sha256.asc`, `${file}.sha256`],
+    { env: { ...process.env, GNUPGHOME: dirname(images.keyring) } });
 }
