@@ -227,3 +227,47 @@ test("a hash for a root netimport does not attach as a DDI is left alone, with a
   assert.deepEqual(usr.requests[0]!.root, { kind: "usr" });
   assert.match(messages(usr, "notice"), /with root=tmpfs it provides \/usr only/);
 });
+
+test("lazy: a raw root image over http(s) is served lazily; the attach unit maps the NBD device and demands verity", () => {
+  const p = plan("rd.systemd.import=raw,root,lazy,verify=checksum::http://h/os.raw");
+  assert.equal(p.requests[0]!.lazy, true);
+  assert.match(messages(p, "info"), /'os' is lazy: the root file system mounts from http:\/\/h\/os\.raw at once/);
+  const units = renderUnits(p.requests, { executable: "/usr/lib/netimport/netimport", inInitrd: true, settings: p.settings, actions: p.actions });
+  const names = units.files.map((f) => f.name);
+  assert.ok(names.includes("netimport-lazy-run-machines-os.raw.service") && !names.some((n) => n.startsWith("netimport-pull-")), names.join(", "));
+  const attach = units.files.find((f) => f.name.startsWith("netimport-attach-"))!.text;
+  assert.match(attach, /^ExecStart=\/usr\/lib\/netimport\/netimport attach \/run\/netimport\/lazy\/os\.nbd .*--mapper-prefix=netimport-lazy --require-verity/m);
+  assert.match(attach, /^Requires=netimport-lazy-run-machines-os\.raw\.service$/m);
+  // verify=no serves an image without verity too.
+  const unverified = plan("rd.systemd.import=raw,root,lazy,verify=no::http://h/os.raw");
+  const text = renderUnits(unverified.requests, { executable: "/x", inInitrd: true, settings: unverified.settings, actions: unverified.actions })
+    .files.find((f) => f.name.startsWith("netimport-attach-"))!.text;
+  assert.doesNotMatch(text, /--require-verity/);
+});
+
+test("lazy where it cannot apply: downloaded in full, with a warning that says why", () => {
+  for (const [cmdline, why] of [
+    ["rd.systemd.import=raw,lazy::http://h/os.raw", /only applies to a raw image that is the root file system/],
+    ["rd.systemd.import=tar,root,lazy::http://h/os.tar", /only applies to a raw image that is the root file system/],
+    ["rd.systemd.import=raw,root,lazy::file:///srv/os.raw", /needs an http:\/\/ or https:\/\/ URL/],
+    ["rd.systemd.import=raw,root,lazy::http://h/os.raw root=tmpfs", /only applies to a raw image that is the root file system/],
+  ] as const) {
+    const p = plan(cmdline);
+    assert.equal(p.requests.length, 1, cmdline);
+    assert.equal(p.requests[0]!.lazy, undefined, cmdline);
+    assert.match(messages(p, "warning"), why, cmdline);
+  }
+  assert.match(messages(plan("rd.systemd.import=raw,root,lazy=maybe::http://h/os.raw"), "warning"), /Unknown lazy= value, ignoring: maybe/);
+});
+
+test("[Lazy] Default=yes makes raw root images lazy unless their entry says lazy=no; its other keys reach the command line", () => {
+  const configs = [{ path: "/etc/netimport/netimport.conf", content: "[Lazy]\nDefault=yes\nCopyDirectory=/run/disk/\nOutageLimitSec=45\nOutageLimitSec=soon\n" }];
+  const p = plan("rd.systemd.import=raw,root::http://h/os.raw rd.systemd.import=raw,sysext::http://h/tools.raw", { configs });
+  assert.deepEqual(p.requests.map((r) => r.lazy), [true, undefined]);
+  assert.doesNotMatch(messages(p, "warning"), /lazy/, "the default applies silently to what it cannot apply to");
+  assert.match(messages(p, "warning"), /OutageLimitSec= must be a non-negative number, ignoring: soon/);
+  const units = renderUnits(p.requests, { executable: "/x", inInitrd: true, settings: p.settings, actions: p.actions });
+  const lazy = units.files.find((f) => f.name.startsWith("netimport-lazy-"))!.text;
+  assert.match(lazy, /^ExecStart=\/x lazy .*--outage-limit=45 http:\/\/h\/os\.raw \/run\/disk\/os\.raw$/m);
+  assert.equal(plan("rd.systemd.import=raw,root,lazy=no::http://h/os.raw", { configs }).requests[0]!.lazy, undefined);
+});
