@@ -9,6 +9,7 @@
 // too many bytes) are in flight or while the socket's send buffer is full, so the kernel's queue waits
 // in the kernel, not in our heap.
 import { createServer, type Server, type Socket } from "node:net";
+import { ByteQueue } from "./byte-queue.ts";
 import {
   ClientFlag,
   decodeInfoRequest,
@@ -383,56 +384,3 @@ class NbdConnection {
 }
 
 const hex = (value: number) => value.toString(16).padStart(8, "0");
-
-/** The bytes received and not yet parsed: a list of chunks, cut without copying where possible. */
-class ByteQueue {
-  private chunks: Buffer[] = [];
-  length = 0;
-
-  push(chunk: Buffer): void {
-    if (chunk.length === 0) return;
-    this.chunks.push(chunk);
-    this.length += chunk.length;
-  }
-
-  /** Removes the first `n` bytes (n ≤ length); copies only when they span chunks (n is at most 64 KiB). */
-  take(n: number): Buffer {
-    const first = this.chunks[0];
-    if (n === 0 || !first) return Buffer.alloc(0);
-    this.length -= n;
-    if (first.length >= n) {
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-      return first.subarray(0, n);
-    }
-    const out = Buffer.allocUnsafe(n);
-    for (let filled = 0; filled < n; ) {
-      const chunk = this.chunks[0]!;
-      const part = Math.min(chunk.length, n - filled);
-      chunk.copy(out, filled, 0, part);
-      if (part === chunk.length) this.chunks.shift();
-      else this.chunks[0] = chunk.subarray(part);
-      filled += part;
-    }
-    return out;
-  }
-
-  /** Drops up to `n` bytes; returns how many it dropped. */
-  skip(n: number): number {
-    let skipped = 0;
-    while (skipped < n && this.chunks.length > 0) {
-      const chunk = this.chunks[0]!;
-      const part = Math.min(chunk.length, n - skipped);
-      if (part === chunk.length) this.chunks.shift();
-      else this.chunks[0] = chunk.subarray(part);
-      skipped += part;
-    }
-    this.length -= skipped;
-    return skipped;
-  }
-
-  clear(): void {
-    this.chunks = [];
-    this.length = 0;
-  }
-}

@@ -17,6 +17,7 @@ import {
   type NbdServer,
 } from "../../../runtime/nbd-server.ts";
 import { tempDir } from "../../support/temp-dir.ts";
+import { ByteQueue } from "../../../runtime/byte-queue.ts";
 
 /** An odd number of 512-byte sectors, a few MiB of random bytes, one known pattern. */
 const SIZE = 3 * 1024 * 1024 + 5 * 512;
@@ -88,16 +89,14 @@ function latch() {
 class RawClient {
   readonly socket: Socket;
   readonly closed: Promise<void>;
-  private chunks: Buffer[] = [];
-  private buffered = 0;
+  private readonly queue = new ByteQueue();
   private ended = false;
   private wake: () => void = () => undefined;
 
   private constructor(socket: Socket) {
     this.socket = socket;
     socket.on("data", (chunk: Buffer) => {
-      this.chunks.push(chunk);
-      this.buffered += chunk.length;
+      this.queue.push(chunk);
       this.wake();
     });
     socket.on("error", () => undefined);
@@ -117,7 +116,7 @@ class RawClient {
 
   /** Bytes received and not read yet. */
   get pending(): number {
-    return this.buffered;
+    return this.queue.length;
   }
 
   write(bytes: Buffer): void {
@@ -125,21 +124,11 @@ class RawClient {
   }
 
   async read(n: number): Promise<Buffer> {
-    while (this.buffered < n) {
-      if (this.ended) throw new Error(`the server closed the connection with ${this.buffered} of ${n} bytes to read`);
+    while (this.queue.length < n) {
+      if (this.ended) throw new Error(`the server closed the connection with ${this.queue.length} of ${n} bytes to read`);
       await new Promise<void>((resolve) => (this.wake = resolve));
     }
-    const out = Buffer.allocUnsafe(n);
-    for (let filled = 0; filled < n; ) {
-      const chunk = this.chunks[0]!;
-      const part = Math.min(chunk.length, n - filled);
-      chunk.copy(out, filled, 0, part);
-      if (part === chunk.length) this.chunks.shift();
-      else this.chunks[0] = chunk.subarray(part);
-      filled += part;
-    }
-    this.buffered -= n;
-    return out;
+    return this.queue.take(n);
   }
 }
 
