@@ -37,6 +37,15 @@ const trusted = (): ExtraFiles => ({ "etc/verity.d/netimport-e2e-verity.crt": re
 /** The root on dm-verity over the lazily served partition, read-only (systemd.volatile=state gives it a writable /var). */
 const verityRoot = { root: /^\/dev\/mapper\/netimport-root ext4 ro,/ };
 
+/**
+ * The guest copies faster than it boots (~25 MB/s): 64 KiB of the root file system's free space, which no
+ * boot reads, are served at 4 KiB/s, so the background copy (which reads every byte) cannot end before
+ * the poweroff, while the boot's own reads go at full speed. Until the boot ends (bootDirect's finally).
+ */
+function holdBackCopy(path: string): void {
+  lab.server.slow({ path, start: root.unread.offset, end: root.unread.offset + root.unread.length, bytesPerSecond: 4096 });
+}
+
 /** The lazy boot's timeline on the harness's output: device connected, switch-root, running, copy done, power-down. */
 function sayTimes(result: BootResult): void {
   const connected = result.uptimeAt("NETIMPORT-E2E-MARK end netimport-lazy-");
@@ -65,10 +74,7 @@ test("an image without verity and without verify=no is refused for a lazy root, 
 
 test("a lazy DDI root boots to multi-user before its copy is complete, and powers off cleanly while still served", async () => {
   const url = lab.server.url(paths.ddiRootRaw);
-  // The guest copies faster than it boots (~24 MB/s): 64 KiB of free space in the root file system,
-  // which no boot reads, come at 4 KiB/s, so the background copy (which reads every byte) cannot end
-  // before the poweroff, while the boot's own reads go at full speed.
-  lab.server.slow({ path: paths.ddiRootRaw, start: root.unread.offset, end: root.unread.offset + root.unread.length, bytesPerSecond: 4096 });
+  holdBackCopy(paths.ddiRootRaw);
   const result = await lab.bootDirect({
     name: "lazy-poweroff-served", suite: "trixie", memoryMiB: 3072, timeoutSeconds: 600, extra: { ...lazyInitrdFiles(), ...trusted() },
     cmdline: `rd.systemd.import=raw,root,lazy,verify=no::${url} systemd.volatile=state netimport_e2e.lazy=now`,
@@ -82,13 +88,15 @@ test("a lazy DDI root boots to multi-user before its copy is complete, and power
   assertNoBlockErrors(result);
 });
 
-test("a lazy DDI root with a flipped byte in one file's data block: dm-verity refuses that block, the rest boots", async () => {
+test("a lazy DDI root with a flipped byte in one file's data block: dm-verity refuses that block as read over NBD, the rest boots", async () => {
   const url = lab.server.url(paths.ddiRootCorruptRaw);
+  // The canary is read while the image is still served (the copy held back), as a block fetched on demand.
+  holdBackCopy(paths.ddiRootCorruptRaw);
   const result = await lab.bootDirect({
     name: "lazy-corrupt-block", suite: "trixie", memoryMiB: 3072, timeoutSeconds: 600, extra: lazyInitrdFiles(),
     // Pinned by the original's root hash: the corrupt copy has the same hash tree (and signature).
     cmdline: `rd.systemd.import=raw,root,lazy,verify=no::${url} roothash=${root.rootHashes.root} systemd.volatile=state netimport_e2e.lazy=now`,
-  });
+  }).finally(() => lab.server.slow(undefined));
   sayTimes(result);
   assertRunningSystem(result, url, verityRoot, { sourceUrl: false });
   assert.match(probeValue(result, "CANARY"), /Input\/output error/, "reading the corrupted file did not fail with EIO");
@@ -96,6 +104,7 @@ test("a lazy DDI root with a flipped byte in one file's data block: dm-verity re
   assert.ok(refused.length > 0, `no dm-verity "data block … is corrupted" line\n${diagnosis(result)}`);
   assert.ok(refused.some((line) => line.includes(`data block ${root.canary.dataBlock} `)),
     `dm-verity refused other blocks than the canary's (${root.canary.dataBlock}): ${refused.join(" | ")}`);
+  assertStillServed(result);
 });
 
 test("a lazy DDI root survives a 20 s server outage during its copy; the copy completes, takes over, and the system powers off cleanly", async () => {

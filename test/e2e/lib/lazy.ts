@@ -66,9 +66,10 @@ export function assertHydrated(result: BootResult): LazyReport {
 
 /** No block layer errors on the console: a lazy root must never fail a read (outage or not) nor lose one at shutdown. */
 export function assertNoBlockErrors(result: BootResult): void {
-  const errors = result.lines(/(I\/O error|critical medium error|Buffer I\/O error|blk_update_request|block nbd\d+: |EXT4-fs error|verity: .*corrupted)/)
-    // "block nbdN: NBD_DISCONNECT" and "… Receive control failed (result -32)" after a planned disconnect are not errors of a read.
-    .filter((line) => !/NBD_DISCONNECT|shutting down sockets|Attempted send on invalid socket/.test(line));
+  // The nbd driver's own lines name errors only when a request failed or hung; its "NBD_DISCONNECT",
+  // "Disconnected due to user request" and "shutting down sockets" belong to the planned switch to the copy.
+  const nbdTrouble = "block nbd\\d+: (?:Receive control failed|Send control failed|Dead connection|Connection timed out|Possible stuck request|Other side returned error|Unexpected reply)";
+  const errors = result.lines(new RegExp(`I/O error|critical medium error|blk_update_request|EXT4-fs error|verity: .*corrupted|${nbdTrouble}`));
   assert.deepEqual(errors, [], `block errors on the console (log ${result.logPath})`);
 }
 
