@@ -202,8 +202,9 @@ function verityDefinitions(defs: string, part: "root" | "usr", rootBytes?: numbe
   mkdirSync(defs, { recursive: true });
   const copy = part === "root" ? "CopyFiles=/" : "CopyFiles=/usr:/";
   // The file systems DDIs use (the mkosi images are erofs): ext4 for the root, squashfs for /usr.
-  // ext4 is not read-only by design, so repart can only guess its minimal size.
-  const rootSize = rootBytes === undefined ? "Minimize=guess" : `SizeMinBytes=${rootBytes}\nSizeMaxBytes=${rootBytes}`;
+  // ext4 is not read-only by design, so repart can only guess its minimal size ("at least as big as
+  // required": with SizeMin/MaxBytes the size given; Minimize= stays on, as the hash partition's needs it).
+  const rootSize = rootBytes === undefined ? "Minimize=guess" : `Minimize=guess\nSizeMinBytes=${rootBytes}\nSizeMaxBytes=${rootBytes}`;
   const format = part === "root" ? `ext4\n${rootSize}` : "squashfs\nMinimize=best";
   writeFileSync(join(defs, `50-${part}.conf`), `[Partition]\nType=${part}\nFormat=${format}\n${copy}\nVerity=data\nVerityMatchKey=${part}\n`);
   writeFileSync(join(defs, `60-${part}-verity.conf`), `[Partition]\nType=${part}-verity\nVerity=hash\nVerityMatchKey=${part}\nMinimize=best\n`);
