@@ -109,6 +109,8 @@ test("a lazy DDI root with a flipped byte in one file's data block: dm-verity re
 
 test("a lazy DDI root survives a 20 s server outage during its copy; the copy completes, takes over, and the system powers off cleanly", async () => {
   const url = lab.server.url(paths.ddiRootRaw);
+  // At the guest's ~25 MB/s a third is served a few seconds after the device is connected, while the
+  // initrd still sets up and mounts the root: the boot's reads wait out the outage as the copy does.
   lab.server.armOutage({ path: paths.ddiRootRaw, afterTotalBytes: Math.round(root.sizes.ddiRootRaw / 3), downMs: 20_000 });
   const result = await lab.bootDirect({
     name: "lazy-outage-hydrated", suite: "trixie", memoryMiB: 3072, timeoutSeconds: 1500, extra: { ...lazyInitrdFiles(), ...trusted() },
