@@ -10,7 +10,6 @@
 // After switch-root this process lives in the initrd's emptied root: it reads and writes only through
 // file descriptors it holds, runs tools from the kit, and reaches paths through the kit's procfs
 // (/proc/1/root: PID 1's root, which is the initrd's root before switch-root and the system's after).
-import { createHash } from "node:crypto";
 import { mkdir, open, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import { redactUrl } from "../generator/redact.ts";
@@ -30,7 +29,8 @@ import type { PullOptions } from "./pull.ts";
 import { ensureSpace } from "./ram-space.ts";
 import { openRangeReader, type RangeReader } from "./range-reader.ts";
 import { buildToolKit, type ToolKit } from "./tool-kit.ts";
-import { checkImageHash, expectImageHash, type Expectation } from "./verify.ts";
+import { checkCopy } from "./copy-check.ts";
+import { expectImageHash, type Expectation } from "./verify.ts";
 import { setXattrs } from "./xattrs.ts";
 
 /**
@@ -201,7 +201,8 @@ async function finish(options: LazyOptions, log: KernelLog, s: Started): Promise
   clearInterval(progress);
   const seconds = (Date.now() - began) / 1000;
   log.write(`copied ${formatBytes(s.reader.size)} in ${seconds.toFixed(1)} s (${(s.reader.size / 1e6 / seconds).toFixed(1)} MB/s) to ${options.pull.dest}`);
-  const verified = await checkCopy(s, options.pull, log);
+  const check = await checkCopy(s.file, s.reader.size, s.expected, { url: options.pull.url, dest: options.pull.dest, temp: s.temp });
+  if (check.line) log.write(check.line, check.verified ? "notice" : "crit");
 
   try {
     const switchStart = performance.now();
@@ -219,41 +220,17 @@ async function finish(options: LazyOptions, log: KernelLog, s: Started): Promise
   await disconnectNbd(s.nbd.device, (args) => s.kit.run("nbd-client", args))
     .catch((error: unknown) => log.write(`cannot disconnect ${s.nbd.device}: ${oneLine(error)}`, "warning"));
   s.server.closeConnections();
-  if (verified) {
+  if (check.verified) {
     await rename(s.kit.rootPath(s.temp), s.kit.rootPath(options.pull.dest))
       .then(() => log.write(`the copy is ${options.pull.dest} now; ${s.nbd.device} is released and the network server exits`))
       .catch((error: unknown) => log.write(`cannot move the copy to ${options.pull.dest}: ${oneLine(error)}`, "warning"));
+  } else {
+    log.write(`${s.nbd.device} is released and the network server exits; the copy stays at ${s.temp}`, "warning");
   }
   await s.file.close();
   await s.kit.remove().catch(() => undefined);
   log.close();
   return 0;
-}
-
-/**
- * Checks the complete copy against the expected hash, when verification asked for one. A mismatch is
- * reported loudly and the copy is not moved to DEST; the root stays on dm-verity, which checked every
- * block it read and goes on checking the copy's blocks.
- */
-async function checkCopy(s: Started, { url, dest }: PullOptions, log: KernelLog): Promise<boolean> {
-  if (!s.expected) return true;
-  const hash = createHash("sha256");
-  const buffer = Buffer.allocUnsafe(4 << 20);
-  for (let offset = 0; offset < s.reader.size;) {
-    const { bytesRead } = await s.file.read(buffer, 0, Math.min(buffer.length, s.reader.size - offset), offset);
-    if (bytesRead === 0) break;
-    hash.update(buffer.subarray(0, bytesRead));
-    offset += bytesRead;
-  }
-  const actual = hash.digest("hex");
-  try {
-    checkImageHash(actual, s.expected, url);
-    log.write(`the copy matches ${s.expected.source} (sha256 ${actual})`);
-    return true;
-  } catch (error) {
-    log.write(`WARNING: ${oneLine(error)}: the complete copy is NOT the image that was published; it is left at ${s.temp} instead of ${dest}, and dm-verity goes on checking every block read`, "crit");
-    return false;
-  }
 }
 
 function oneLine(error: unknown): string {
