@@ -108,7 +108,7 @@ async function measureLazy(lab: Lab): Promise<string[]> {
       `${image.label}: kernel → switch-root ${secs(lazySwitch)} lazy, ${secs(wholeSwitch)} pulled whole from .raw.zst ` +
       `(lazy takes ${ratio(lazySwitch, wholeSwitch)} the time); at switch-root the lazy server has ` +
       (memory ? `${(memory.rssKb / 1024).toFixed(0)} MiB resident, its copy ${(memory.copyKb / 1024).toFixed(0)} MiB of ${mib(memory.copyBytes)} in /run` : "no LAZY-MEMORY line") +
-      `; copy ${hydration(lazy)?.line.replace(/^.*netimport lazy: /, "") ?? "not complete when the probe reported"}`,
+      `; background copy: ${hydration(lazy)?.line.replace(/^.*netimport lazy: /, "") ?? "not complete when the probe reported"}`,
     );
     if (!waitForCopy) continue;
     const copy = hydration(lazy);
