@@ -1,7 +1,8 @@
 // Reading a lazy root's boot (rd.systemd.import=…,lazy,…): the root storage daemon's `netimport lazy: `
 // lines on the console (it logs to /dev/kmsg, so they outlive the initrd), the probe's LAZY line (which
 // devices the device-mapper devices sit on: nbdN while served over HTTP, loopN once the local copy took
-// over), and extra initrd files that mark when the lazy service starts and what it holds at switch-root.
+// over), extra initrd files that mark when the lazy service starts and what it holds at switch-root,
+// and a signed checksum for a served file.
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
@@ -12,7 +13,10 @@ import { probeValue } from "./probe.ts";
 import type { ExtraFiles } from "./initrd.ts";
 import type { BootResult } from "./qemu.ts";
 
-/** The console lines of the lazy root's daemon. */
+/**
+ * The console lines of the lazy root's daemon (those matching MATCH, if given).
+ * @example lazyLines(result, /answers again/).length
+ */
 export function lazyLines(result: BootResult, match?: RegExp): string[] {
   return result.lines(/netimport lazy: /).filter((line) => match === undefined || match.test(line));
 }
@@ -38,12 +42,18 @@ export function lazyReport(result: BootResult): LazyReport | undefined {
   return { slaves, nbd: field("nbd"), daemon: field("daemon"), uptime: uptime ? Number(uptime) : undefined, line };
 }
 
-/** Every device some device-mapper device in REPORT sits on (nbd0, loop3, dm-0, …). */
+/**
+ * Every device some device-mapper device in REPORT sits on (nbd0, loop3, dm-0, …).
+ * @example allSlaves(lazyReport(result)!).some((slave) => slave.startsWith("loop"))
+ */
 export function allSlaves(report: LazyReport): string[] {
   return Object.values(report.slaves).flat();
 }
 
-/** The LAZY line exists and shows the image still served over NBD: some device-mapper device sits on an nbd device. */
+/**
+ * The LAZY line exists and shows the image still served over NBD: some device-mapper device sits on an nbd device.
+ * @example assertStillServed(result) // after a boot with netimport_e2e.lazy=now
+ */
 export function assertStillServed(result: BootResult): LazyReport {
   const report = lazyReport(result);
   assert.ok(report, `no NETIMPORT-E2E-LAZY line (log ${result.logPath}):\n${diagnosis(result)}`);
@@ -53,7 +63,10 @@ export function assertStillServed(result: BootResult): LazyReport {
   return report;
 }
 
-/** The LAZY line shows the local copy took over: device-mapper devices on loop devices, none on nbd, /dev/nbd0 released. */
+/**
+ * The LAZY line shows the local copy took over: device-mapper devices on loop devices, none on nbd, /dev/nbd0 released.
+ * @example assertHydrated(result) // after a boot with netimport_e2e.lazy=wait
+ */
 export function assertHydrated(result: BootResult): LazyReport {
   const report = lazyReport(result);
   assert.ok(report, `no NETIMPORT-E2E-LAZY line (log ${result.logPath}):\n${diagnosis(result)}`);
@@ -64,7 +77,10 @@ export function assertHydrated(result: BootResult): LazyReport {
   return report;
 }
 
-/** No block layer errors on the console: a lazy root must never fail a read (outage or not) nor lose one at shutdown. */
+/**
+ * No block layer errors on the console: a lazy root must never fail a read (outage or not) nor lose one at shutdown.
+ * @example assertNoBlockErrors(result)
+ */
 export function assertNoBlockErrors(result: BootResult): void {
   // The nbd driver's own lines name errors only when a request failed or hung; its "NBD_DISCONNECT",
   // "Disconnected due to user request" and "shutting down sockets" belong to the planned switch to the copy.
@@ -76,14 +92,20 @@ export function assertNoBlockErrors(result: BootResult): void {
 /** The line saying the copy is complete: `netimport lazy: hydrated|copied … in S s (X MB/s)`. */
 export const copyComplete = /netimport lazy: (?:hydrated|copied) .* in [\d.]+ s \([\d.]+ MB\/s\)/;
 
-/** The copy-complete line's seconds and MB/s, when there is one. */
+/**
+ * The copy-complete line's seconds and MB/s, when there is one.
+ * @example hydration(result)?.mbPerSecond
+ */
 export function hydration(result: BootResult): { seconds: number; mbPerSecond: number; line: string } | undefined {
   const line = lazyLines(result, copyComplete)[0];
   const match = line ? /in ([\d.]+) s \(([\d.]+) MB\/s\)/.exec(line) : null;
   return line && match ? { seconds: Number(match[1]), mbPerSecond: Number(match[2]), line } : undefined;
 }
 
-/** The console line numbers of the first line matching each expression (-1 when missing), to check their order. */
+/**
+ * The console line numbers of the first line matching each expression (-1 when missing), to check their order.
+ * @example const [down, back] = lineOrder(result, /does not answer/, /answers again/)
+ */
 export function lineOrder(result: BootResult, ...matches: RegExp[]): number[] {
   const lines = result.log.split(/\r?\n/);
   return matches.map((match) => lines.findIndex((line) => match.test(line)));
@@ -129,7 +151,10 @@ for proc in /proc/[0-9]*; do
 done
 `;
 
-/** The LAZY-MEMORY line's fields (first daemon): RSS in kB, the copy's allocated kB and length, at what uptime. */
+/**
+ * The LAZY-MEMORY line's fields (first daemon): RSS in kB, the copy's allocated kB and length, at what uptime.
+ * @example lazyMemory(result)?.rssKb
+ */
 export function lazyMemory(result: BootResult): { rssKb: number; copyKb: number; copyBytes: number; uptime: number } | undefined {
   const line = result.lines("NETIMPORT-E2E-LAZY-MEMORY ")[0];
   if (!line) return undefined;

@@ -37,6 +37,7 @@ export const canaryFile = `${testFiles}/verity-canary`;
 /**
  * The canary's contents: 64 KiB of one recognisable line, repeated. ext4 stores file data verbatim, so
  * its first 4 KiB block is found in the image by scanning, and nothing else in the image looks like it.
+ * @example writeFileSync(join(tree, canaryFile), canaryBytes())
  */
 export function canaryBytes(): Buffer {
   return Buffer.alloc(64 * 1024, "netimport-e2e verity canary: dm-verity must refuse any changed byte\n");
