@@ -3,16 +3,17 @@
 // to the kernel's NBD driver from HTTP Range requests, dm-verity checks every block, and the whole image is
 // copied to /run meanwhile; once complete, the device-mapper devices switch to a loop device over the copy.
 // Scenarios: power off while still served (the server slow in a stretch no boot reads, so the copy
-// cannot end first); a 20 s server outage during the copy, which completes; a flipped byte in one file's
+// cannot end first); a 20 s server outage after switch-root during the copy, which completes; a flipped byte in one file's
 // data block, refused by dm-verity (the rest boots); an image without verity, refused. Each is one boot;
 // the probe in the root (lib/real-root.ts) reports on the serial console.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { say } from "./lib/exec.ts";
 import { assertFailedWithReason, diagnosis, openLab, type Lab } from "./lib/lab.ts";
 import {
-  assertHydrated, assertNoBlockErrors, assertStillServed, copyComplete, hydration, lazyInitrdFiles, lazyLines, lineOrder, signChecksum,
+  assertHydrated, assertNoBlockErrors, assertStillServed, copyComplete, hydration, lazyInitrdFiles, lazyLines, lineOrder, whenConsoleSays, signChecksum,
 } from "./lib/lazy.ts";
 import { assertRunningSystem, probeValue } from "./lib/probe.ts";
 import { mib, type ExtraFiles } from "./lib/initrd.ts";
@@ -107,14 +108,23 @@ test("a lazy DDI root with a flipped byte in one file's data block: dm-verity re
   assertStillServed(result);
 });
 
-test("a lazy DDI root survives a 20 s server outage during its copy; the copy completes, takes over, and the system powers off cleanly", async () => {
+test("a lazy DDI root survives a 20 s server outage after switch-root during its copy; the copy completes, takes over, and the system powers off cleanly", async () => {
   const url = lab.server.url(paths.ddiRootRaw);
-  // At the guest's ~25 MB/s a third is served a few seconds after the device is connected, while the
-  // initrd still sets up and mounts the root: the boot's reads wait out the outage as the copy does.
-  lab.server.armOutage({ path: paths.ddiRootRaw, afterTotalBytes: Math.round(root.sizes.ddiRootRaw / 3), downMs: 20_000 });
+  const name = "lazy-outage-hydrated";
+  // The copy is held back until the system has switched root; then the server goes away for 20 s (from
+  // the next byte it serves) and comes back at full speed: the running system reads through the
+  // served device meanwhile, and the copy resumes.
+  holdBackCopy(paths.ddiRootRaw);
+  const stop = whenConsoleSays([join(lab.work, `${name}.serial.log`), join(lab.work, `${name}-again.serial.log`)], "NETIMPORT-E2E-MARK switch-root", () => {
+    lab.server.armOutage({ path: paths.ddiRootRaw, afterTotalBytes: 0, downMs: 20_000 });
+    lab.server.slow(undefined);
+  });
   const result = await lab.bootDirect({
-    name: "lazy-outage-hydrated", suite: "trixie", memoryMiB: 3072, timeoutSeconds: 1500, extra: { ...lazyInitrdFiles(), ...trusted() },
+    name, suite: "trixie", memoryMiB: 3072, timeoutSeconds: 900, extra: { ...lazyInitrdFiles(), ...trusted() },
     cmdline: `rd.systemd.import=raw,root,lazy,verify=no::${url} systemd.volatile=state netimport_e2e.lazy=wait`,
+  }).finally(() => {
+    stop();
+    lab.server.slow(undefined);
   });
   await lab.server.outageDone();
   sayTimes(result);
@@ -123,8 +133,9 @@ test("a lazy DDI root survives a 20 s server outage during its copy; the copy co
   say(`lazy-outage-hydrated: server down ${((outage.ended - outage.began) / 1000).toFixed(1)} s after ${mib(outage.servedBytes)} served, ` +
     `${result.seconds.toFixed(0)} s boot; ${lazyLines(result).length} "netimport lazy:" lines`);
   assertRunningSystem(result, url, verityRoot, { sourceUrl: false });
-  const [down, back, copied, switched] = lineOrder(result, /netimport lazy: .*(does not answer|not answering|retrying)/,
-    /netimport lazy: .*answers again/, copyComplete, /netimport lazy: switched .*local copy/);
+  const [switchRoot, down, back, copied, switched] = lineOrder(result, /NETIMPORT-E2E-MARK switch-root/,
+    /netimport lazy: .*retrying; reads of blocks not yet local wait/, /netimport lazy: .*answers again/, copyComplete, /netimport lazy: switched .*local copy/);
+  assert.ok(down !== undefined && switchRoot !== undefined && down > switchRoot, `the outage did not hit after switch-root\n${lazyLines(result).join("\n")}`);
   assert.ok(down !== undefined && down >= 0, `no "netimport lazy: … does not answer" line during the outage\n${lazyLines(result).join("\n")}`);
   assert.ok(back !== undefined && back > down, `no "netimport lazy: … answers again" line after the outage\n${lazyLines(result).join("\n")}`);
   assert.ok(copied !== undefined && copied > back, `no "netimport lazy: hydrated|copied … (… MB/s)" line after the outage\n${lazyLines(result).join("\n")}`);

@@ -4,7 +4,7 @@
 // over), extra initrd files that mark when the lazy service starts and what it holds at switch-root,
 // and a signed checksum for a served file.
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { fileSha256, run } from "./exec.ts";
 import type { Images } from "./images.ts";
@@ -175,4 +175,30 @@ export function signChecksum(images: Images, path: string): void {
   writeFileSync(`${file}.sha256`, `${fileSha256(file)}  ${basename(file)}\n`);
   run("gpg", ["--batch", "--yes", "--armor", "--detach-sign", "--output", `${file}.sha256.asc`, `${file}.sha256`],
     { env: { ...process.env, GNUPGHOME: dirname(images.keyring) } });
+}
+
+/**
+ * Calls `action` once, as soon as one of the serial logs at `logPaths` (a boot, and its retry after a
+ * kernel panic) shows `text`: for what must happen at a moment of the guest's boot, such as taking the
+ * server away once the system has switched root. Removes stale logs first. Returns the stop function.
+ * @example const stop = whenConsoleSays([log], "NETIMPORT-E2E-MARK switch-root", () => server.armOutage(…))
+ */
+export function whenConsoleSays(logPaths: string[], text: string, action: () => void): () => void {
+  for (const path of logPaths) rmSync(path, { force: true });
+  const timer = setInterval(() => {
+    for (const path of logPaths) {
+      let log = "";
+      try {
+        log = readFileSync(path, "latin1");
+      } catch {
+        continue;
+      }
+      if (log.includes(text)) {
+        clearInterval(timer);
+        action();
+        return;
+      }
+    }
+  }, 200);
+  return () => clearInterval(timer);
 }
