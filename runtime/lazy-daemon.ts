@@ -1,15 +1,17 @@
 // The lazy image's server, a root storage daemon. In order:
 //   argv[0] "@netimport-lazy" → the expected whole-image hash (verify=, before anything is served) →
 //   the range reader (size, validator) → the local copy's hidden temporary next to DEST (room made as a
-//   pull makes it) → the tool kit (dmsetup, nbd-client, losetup and their libraries on a tmpfs of the
-//   initrd's root, a devtmpfs and a procfs: what switch-root leaves this process) → a loop device over
-//   the copy → the NBD server on a Unix socket → nbd-client connects /dev/nbdN → link, PID file, READY.
-//   Then hydration; when the copy is complete: the whole-image hash (when one was asked for) → every
+//   pull makes it) → the tool kit (dmsetup, nbd-client, chroot, their libraries and the loader on a
+//   tmpfs of the initrd's root, and a procfs: tool-kit.ts) → a loop device over the copy → the NBD
+//   server on a Unix socket → nbd-client connects /dev/nbdN → link, out of the unit's control group,
+//   PID file, into the kit's procfs → READY.
+//   Then the copy; when it is complete: the whole-image hash (when one was asked for) → every
 //   device-mapper table on /dev/nbdN retargeted to the loop device → /dev/nbdN disconnected → the copy
 //   renamed to DEST when verified → exit.
-// After switch-root this process lives in the initrd's emptied root: it reads and writes only through
-// file descriptors it holds, runs tools from the kit, and reaches paths through the kit's procfs
-// (/proc/1/root: PID 1's root, which is the initrd's root before switch-root and the system's after).
+// After switch-root this process lives in the initrd's emptied root, whose other mounts systemd has
+// detached: it reads and writes only through file descriptors it holds, runs tools from the kit, and
+// reaches the system's files as 1/root/… from the kit's procfs, its working directory (PID 1's root
+// is the initrd's before switch-root and the system's after).
 import { mkdir, open, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import { redactUrl } from "../generator/redact.ts";
@@ -118,7 +120,7 @@ async function start(options: LazyOptions, log: KernelLog, undo: Undo): Promise<
 
   const name = basename(dest);
   const server = createNbdServer({ name, size: reader.size, read: (offset, length) => image.read(offset, length) }, {
-    onReadError: (error, offset, length) => log.write(`a read of ${formatBytes(length)} at byte ${offset} failed: ${error.message}`, "err"),
+    onReadError: readErrorLog(log),
     onProtocolError: (message) => log.write(`NBD client: ${message}`, "warning"),
   });
   const socketPath = `${options.deviceLink}.sock`;
@@ -162,6 +164,26 @@ async function leaveUnitCgroup(): Promise<void> {
     }
   }
   throw new Error("cannot move the server out of its unit's control group: no cgroup file system at /sys/fs/cgroup");
+}
+
+/**
+ * Logs failed reads (the kernel got EIO for them) without flooding the kernel log while the server is
+ * gone: the first one, then at most one line every 10 s saying how many more failed.
+ */
+function readErrorLog(log: KernelLog): (error: Error, offset: number, length: number) => void {
+  let lastLine = -Infinity;
+  let unreported = 0;
+  return (error, offset, length) => {
+    const now = performance.now();
+    if (now - lastLine < 10_000) {
+      unreported++;
+      return;
+    }
+    const more = unreported ? ` (and ${unreported} more failed reads since the last such line)` : "";
+    log.write(`a read of ${formatBytes(length)} at byte ${offset} failed with an I/O error: ${error.message}${more}`, "err");
+    lastLine = now;
+    unreported = 0;
+  };
 }
 
 /** The whole image's expected SHA-256 (verify=checksum|signature|sha256:), settled before anything is served. */
