@@ -55,6 +55,9 @@ export async function serveLazily(options: LazyOptions): Promise<number> {
   // systemd leaves processes whose argv[0] starts with '@' alone at switch-root and shutdown.
   process.title = `@netimport-lazy ${basename(options.pull.dest)}`;
   const log = openKernelLog("netimport lazy");
+  // The root file system reads through this process: a bug must cost a log line, not the root.
+  process.on("uncaughtException", (error) => log.write(`internal error, serving on: ${error.stack ?? error.message}`, "crit"));
+  process.on("unhandledRejection", (reason) => log.write(`internal error, serving on: ${reason instanceof Error ? reason.stack ?? reason.message : String(reason)}`, "crit"));
   const undo: Undo = [];
   let started: Started;
   try {
