@@ -66,6 +66,17 @@ export function fallbackDnsServers(paths: DnsPaths = DEFAULT_DNS_PATHS): string[
   return unique.length ? unique : undefined;
 }
 
+/**
+ * The `lookup` a connection uses: the fallback servers' when there are any, else undefined (Node's
+ * own, the system resolver).
+ *
+ * @example net.connect({ host, port, lookup: fallbackLookup() })
+ */
+export function fallbackLookup(paths: DnsPaths = DEFAULT_DNS_PATHS): LookupFunction | undefined {
+  const servers = fallbackDnsServers(paths);
+  return servers ? createServerLookup(servers) : undefined;
+}
+
 type Address = { address: string; family: number };
 
 /**

@@ -21,7 +21,7 @@ import { readFileSync } from "node:fs";
 import { connect as netConnect, isIP, type LookupFunction, type Socket } from "node:net";
 import { finished, Readable } from "node:stream";
 import { connect as tlsConnect, createSecureContext, rootCertificates, type SecureContext } from "node:tls";
-import { createServerLookup, DEFAULT_DNS_PATHS, fallbackDnsServers, type DnsPaths } from "./dns-fallback.ts";
+import { DEFAULT_DNS_PATHS, fallbackLookup, type DnsPaths } from "./dns-fallback.ts";
 import { Http1ResponseParser, type Headers, type ResponseHead } from "./http1-response.ts";
 import { createProxyRoute, type ProxyRoute } from "./http-proxy.ts";
 
@@ -98,8 +98,7 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
  */
 export function createHttpClient(options: HttpClientOptions): HttpClient {
   const ca = options.caFile ? [...rootCertificates, ...readCaFile(options.caFile)] : undefined;
-  const servers = options.lookup ? undefined : fallbackDnsServers(options.dnsPaths ?? DEFAULT_DNS_PATHS);
-  const lookup = options.lookup ?? (servers ? createServerLookup(servers) : undefined);
+  const lookup = options.lookup ?? fallbackLookup(options.dnsPaths ?? DEFAULT_DNS_PATHS);
   const proxies: ProxyRoute | undefined = createProxyRoute({
     httpProxy: options.httpProxy, httpsProxy: options.httpsProxy, noProxy: options.noProxy,
     idleTimeoutMs: options.idleTimeoutMs, ca, lookup,

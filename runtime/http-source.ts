@@ -10,7 +10,7 @@
 // fails with RestartFromZero: the bytes already passed on cannot be taken back, so the caller starts
 // the whole transfer again.
 import { Readable } from "node:stream";
-import type { HttpClient, HttpResponse } from "./http-client.ts";
+import type { HttpClient, HttpResponse, RequestInit } from "./http-client.ts";
 import { InvalidResponseError } from "./http1-response.ts";
 import { backoffDelay, sleep, type BackoffPolicy } from "./backoff.ts";
 import { candidateUrls } from "./mirrors.ts";
@@ -151,9 +151,39 @@ export interface ConditionalRequest {
   etag: string;
 }
 
-function header(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
+/** A response header's value (the first, when it was sent more than once). */
+export function header(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
   const value = headers[name];
   return Array.isArray(value) ? value[0] : value;
+}
+
+/**
+ * One GET of `start` through `client`, following redirects (at most `maxRedirects`, loops detected,
+ * never from https to http), with the URL's user name and password sent to its own origin only.
+ * Returns the first answer that is no redirect, and the URL that gave it.
+ *
+ * @example const { url, response } = await requestFollowingRedirects(client, "http://u:p@o/os.raw", { headers: { range: "bytes=0-0" } });
+ */
+export async function requestFollowingRedirects(
+  client: HttpClient, start: string, init: RequestInit, maxRedirects = 10,
+): Promise<{ url: string; response: HttpResponse }> {
+  const credentials = basicAuthorization(start);
+  const seen = new Set<string>();
+  let url = start;
+  for (;;) {
+    seen.add(url);
+    const sameOrigin = credentials !== undefined && new URL(url).origin === new URL(start).origin;
+    const response = await client.request(url, { ...init, headers: sameOrigin ? { ...init.headers, authorization: credentials } : init.headers });
+    const { statusCode } = response;
+    if (![301, 302, 303, 307, 308].includes(statusCode)) return { url, response };
+    await response.body.dump();
+    const location = header(response.headers, "location");
+    if (!location) throw new HttpError(`HTTP ${statusCode} without Location from ${url}`, url, { retryable: false });
+    const next = redirectTarget(url, location);
+    if (seen.has(next)) throw new HttpError(`redirect loop: ${url} redirects back to ${next}`, start, { retryable: false });
+    if (seen.size > maxRedirects) throw new HttpError(`too many redirects (more than ${maxRedirects}) from ${start}`, start, { retryable: false });
+    url = next;
+  }
 }
 
 interface Response extends HttpResponse {
@@ -257,59 +287,36 @@ class Transfer {
       headers["if-none-match"] = this.ifNoneMatch.etag;
     }
     const conditional = headers["if-none-match"] !== undefined;
-    const credentials = basicAuthorization(start);
-    const seen = new Set<string>();
-    let url = start;
-    for (;;) {
-      seen.add(url);
-      // A URL's user name and password go to its own origin only, never to where it redirects.
-      const sameOrigin = credentials !== undefined && new URL(url).origin === new URL(start).origin;
-      const response = await this.options.client.request(url, {
-        headers: sameOrigin ? { ...headers, authorization: credentials } : headers,
-        signal: this.signal,
-      });
-      const { statusCode } = response;
-      if ([301, 302, 303, 307, 308].includes(statusCode)) {
-        await response.body.dump();
-        const location = header(response.headers, "location");
-        if (!location) throw new HttpError(`HTTP ${statusCode} without Location from ${url}`, url, { retryable: false });
-        const next = redirectTarget(url, location);
-        if (seen.has(next)) throw new HttpError(`redirect loop: ${url} redirects back to ${next}`, start, { retryable: false });
-        if (seen.size > (this.options.maxRedirects ?? 10)) {
-          throw new HttpError(`too many redirects (more than ${this.options.maxRedirects ?? 10}) from ${start}`, start, { retryable: false });
-        }
-        url = next;
-        continue;
-      }
-      if (statusCode === 304 && conditional) {
-        await response.body.dump();
-        return "not-modified";
-      }
-      if (statusCode === 200 && offset > 0) {
-        response.body.destroy();
-        throw new RestartFromZero(`${url} answered the resume at byte ${offset} with the whole file: the file changed on the server, or the server ignores Range`, offset);
-      }
-      if (statusCode === 206 && offset > 0) {
-        const problem = this.resumeProblem(response.headers, offset);
-        if (problem) {
-          response.body.destroy();
-          throw new RestartFromZero(`${url} answered the resume at byte ${offset} ${problem}`, offset);
-        }
-        return { url, ...response };
-      }
-      if (statusCode === 200 && offset === 0) return { url, ...response };
-      if (statusCode === 416 && offset > 0) {
-        await response.body.dump().catch(() => undefined);
-        const actual = /^bytes \*\/(\d+)$/.exec(header(response.headers, "content-range") ?? "")?.[1];
-        const has = actual === undefined ? "" : `, the file has ${actual}`;
-        throw new RestartFromZero(
-          `HTTP 416 Range Not Satisfiable from ${url} when resuming at byte ${offset} of ${this.info.size ?? "?"} announced${has}: wrong Content-Length, or the file changed`,
-          offset,
-        );
-      }
-      await response.body.dump().catch(() => undefined);
-      throw statusError(statusCode, url);
+    const { url, response } = await requestFollowingRedirects(this.options.client, start, { headers, signal: this.signal }, this.options.maxRedirects);
+    const { statusCode } = response;
+    if (statusCode === 304 && conditional) {
+      await response.body.dump();
+      return "not-modified";
     }
+    if (statusCode === 200 && offset > 0) {
+      response.body.destroy();
+      throw new RestartFromZero(`${url} answered the resume at byte ${offset} with the whole file: the file changed on the server, or the server ignores Range`, offset);
+    }
+    if (statusCode === 206 && offset > 0) {
+      const problem = this.resumeProblem(response.headers, offset);
+      if (problem) {
+        response.body.destroy();
+        throw new RestartFromZero(`${url} answered the resume at byte ${offset} ${problem}`, offset);
+      }
+      return { url, ...response };
+    }
+    if (statusCode === 200 && offset === 0) return { url, ...response };
+    if (statusCode === 416 && offset > 0) {
+      await response.body.dump().catch(() => undefined);
+      const actual = /^bytes \*\/(\d+)$/.exec(header(response.headers, "content-range") ?? "")?.[1];
+      const has = actual === undefined ? "" : `, the file has ${actual}`;
+      throw new RestartFromZero(
+        `HTTP 416 Range Not Satisfiable from ${url} when resuming at byte ${offset} of ${this.info.size ?? "?"} announced${has}: wrong Content-Length, or the file changed`,
+        offset,
+      );
+    }
+    await response.body.dump().catch(() => undefined);
+    throw statusError(statusCode, url);
   }
 
   /**

@@ -13,10 +13,10 @@
 import { lookup as systemLookup, type LookupAddress, type LookupOptions } from "node:dns";
 import { isIP, type LookupFunction } from "node:net";
 import { redactSecrets, redactUrl } from "../generator/redact.ts";
-import { createServerLookup, DEFAULT_DNS_PATHS, fallbackDnsServers, type DnsPaths } from "./dns-fallback.ts";
+import { DEFAULT_DNS_PATHS, fallbackLookup, type DnsPaths } from "./dns-fallback.ts";
 import { createHttpClient, type HttpClient, type HttpResponse, type ResponseBody } from "./http-client.ts";
 import type { Headers } from "./http1-response.ts";
-import { basicAuthorization, CandidatesError, HttpError, networkError, redirectTarget, statusError } from "./http-source.ts";
+import { CandidatesError, header, HttpError, networkError, requestFollowingRedirects, statusError } from "./http-source.ts";
 import { candidateUrls } from "./mirrors.ts";
 
 export interface RangeReaderOptions {
@@ -278,29 +278,9 @@ class HttpRangeReader implements RangeReader {
   }
 
   /** One GET of the candidate, following redirects (never https to http); the first other answer. */
-  async #get(candidate: Candidate, extra: Record<string, string>, signal: AbortSignal | undefined): Promise<{ url: string; response: HttpResponse }> {
-    const headers: Record<string, string> = { "user-agent": "netimport", "accept-encoding": "identity", ...extra };
-    const credentials = basicAuthorization(candidate.href);
-    const start = candidate.href;
-    const seen = new Set<string>();
-    let url = start;
-    for (;;) {
-      seen.add(url);
-      // A URL's user name and password go to its own origin only, never to where it redirects.
-      const sameOrigin = credentials !== undefined && new URL(url).origin === new URL(start).origin;
-      const response = await this.#client.request(url, { headers: sameOrigin ? { ...headers, authorization: credentials } : headers, signal });
-      if (![301, 302, 303, 307, 308].includes(response.statusCode)) return { url, response };
-      await response.body.dump();
-      const location = header(response.headers, "location");
-      const from = redactUrl(url);
-      if (!location) throw new HttpError(`HTTP ${response.statusCode} without Location from ${from}`, from, { retryable: false });
-      const next = redirectTarget(url, location);
-      if (seen.has(next)) throw new HttpError(`redirect loop: ${from} redirects back to ${redactUrl(next)}`, from, { retryable: false });
-      if (seen.size > this.#maxRedirects) {
-        throw new HttpError(`too many redirects (more than ${this.#maxRedirects}) from ${candidate.shown}`, candidate.shown, { retryable: false });
-      }
-      url = next;
-    }
+  #get(candidate: Candidate, extra: Record<string, string>, signal: AbortSignal | undefined): Promise<{ url: string; response: HttpResponse }> {
+    const headers = { "user-agent": "netimport", "accept-encoding": "identity", ...extra };
+    return requestFollowingRedirects(this.#client, candidate.href, { headers, ...(signal ? { signal } : {}) }, this.#maxRedirects);
   }
 
   async close(): Promise<void> {
@@ -353,10 +333,6 @@ function validatorOf(headers: Headers): Validator | undefined {
   return lastModified ? { name: "last-modified", value: lastModified } : undefined;
 }
 
-function header(headers: Headers, name: string): string | undefined {
-  const value = headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
 
 /** The error with every URL in its message shown without credentials (the client names URLs as given). */
 function shown(error: HttpError): HttpError {
@@ -381,8 +357,7 @@ function combined(failures: HttpError[]): HttpError {
 
 /** The resolver a client would use: the DNS fallback's servers when resolv.conf names none, else the system's. */
 function defaultResolver(paths: DnsPaths): LookupFunction {
-  const servers = fallbackDnsServers(paths);
-  return servers ? createServerLookup(servers) : (systemLookup as unknown as LookupFunction);
+  return fallbackLookup(paths) ?? (systemLookup as unknown as LookupFunction);
 }
 
 interface PinnedLookup {
