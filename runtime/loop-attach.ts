@@ -13,6 +13,7 @@ import { pairVerityPartitions, partitionsOfType, type Kind, type Pairing } from 
 import { parseVeritySig, VERITY_SIG_MAX_SIZE, type VeritySig } from "./verity-sig.ts";
 import { deviceNumberOf } from "./device-number.ts";
 import { checkDeviceMapperName, createReadOnlyDevice, removeDevice } from "./verity-device.ts";
+import { runTool } from "./system-tools.ts";
 
 const run = promisify(execFile);
 
@@ -94,18 +95,6 @@ export interface AttachOutcome {
   steps: (Attachment | SignatureCopy | TmpfsRoot)[];
 }
 
-/** Runs a tool, turning a failure into an Error carrying its stderr's first line. */
-export async function runTool(command: string, args: string[]): Promise<string> {
-  try {
-    const { stdout } = await run(command, args, { encoding: "utf8" });
-    return stdout;
-  } catch (error) {
-    const e = error as { code?: string | number; stderr?: string; message: string };
-    if (e.code === "ENOENT") throw new Error(`${command} is not installed`);
-    const detail = (e.stderr ?? "").trim().split("\n")[0] || e.message;
-    throw new Error(`${command} ${args.join(" ")} failed: ${detail}`);
-  }
-}
 
 const temporaryNameFor = (path: string) => join(dirname(path), `.#${basename(path)}.${process.pid}`);
 

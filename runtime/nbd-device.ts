@@ -25,8 +25,7 @@ import { readFile } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
 import { sleep } from "./backoff.ts";
 import type { DeviceNumber } from "./device-number.ts";
-import { runTool } from "./loop-attach.ts";
-import { findExecutable } from "./system-tools.ts";
+import { findExecutable, runTool } from "./system-tools.ts";
 
 /** Runs a tool with these arguments; its stdout, or an Error saying why it failed. */
 export type ToolRunner = (args: string[]) => Promise<string>;

@@ -32,8 +32,7 @@ import { chmod, copyFile, mkdir, readdir, readFile, realpath, rmdir, stat, write
 import { isAbsolute, join } from "node:path";
 import { promisify } from "node:util";
 import { readElfInterpreter } from "./elf-interpreter.ts";
-import { runTool } from "./loop-attach.ts";
-import { findExecutable } from "./system-tools.ts";
+import { findExecutable, runTool } from "./system-tools.ts";
 
 const execFileAsync = promisify(execFile);
 

@@ -5,7 +5,7 @@
 // (Debian's libdevmapper makes no node itself when udev does not run; when udev runs, its rules may
 // replace the node with their symlink, which is as good).
 import { stat } from "node:fs/promises";
-import { runTool } from "./loop-attach.ts";
+import { runTool } from "./system-tools.ts";
 
 /** A name dmsetup accepts unchanged (no mangling) and that fits the kernel's 128-byte limit. */
 export function checkDeviceMapperName(name: string): void {
