@@ -166,41 +166,18 @@ function renderRequest(request: ImportRequest, options: RenderOptions, files: Un
   else if (options.inInitrd) pullDeps.push("Before=initrd.target");
   pullDeps.push(...actionLines(options.actions));
 
-  if (request.lazy) {
-    const lazy = lazyArguments(request, options.settings, options.executable);
-    files.push({
-      dir: "normal",
-      name: pullUnit,
-      text: fillTemplate(lazyTemplate, {
-        ...common(request),
-        DEVICE_LINK: escapeSpecifiers(lazyDeviceLink(request)),
-        COPY: escapeSpecifiers(lazyCopyPath(request, options.settings)),
-        VERIFY_WHEN: request.verify === "no"
-          ? "the copy is not checked as a whole (verify=no)."
-          : `the complete copy is ${verifyDescription(request)}, loudly reported if it differs.`,
-        VERITY_RULE: request.verify === "no"
-          ? "verify=no: an image without verity partitions is served unchecked."
-          : "Every block read is checked by dm-verity: an image without verity partitions is refused.",
-        SECRETS: secretsNote(lazy.secretFiles),
-        PID_FILE: escapeSpecifiers(lazyPidFile(request)),
-        DEPENDENCIES: pullDeps.join("\n"),
-        EXEC: execLine(lazy.args),
-      }),
-    });
-  } else {
-    const pull = pullArguments(request, options.settings, options.executable);
-    files.push({
-      dir: "normal",
-      name: pullUnit,
-      text: fillTemplate(pullTemplate, {
-        ...common(request),
-        VERIFY: verifyDescription(request),
-        SECRETS: secretsNote(pull.secretFiles),
-        DEPENDENCIES: pullDeps.join("\n"),
-        EXEC: execLine(pull.args),
-      }),
-    });
-  }
+  const command = (request.lazy ? lazyArguments : pullArguments)(request, options.settings, options.executable);
+  files.push({
+    dir: "normal",
+    name: pullUnit,
+    text: fillTemplate(request.lazy ? lazyTemplate : pullTemplate, {
+      ...common(request),
+      ...(request.lazy ? lazyValues(request, options.settings) : { VERIFY: verifyDescription(request) }),
+      SECRETS: secretsNote(command.secretFiles),
+      DEPENDENCIES: pullDeps.join("\n"),
+      EXEC: execLine(command.args),
+    }),
+  });
 
   if (attach && attachUnit) {
     const attachDeps: string[] = [];
@@ -298,6 +275,20 @@ function sysrootVerityNote(wiring: RootWiring): string {
         `# made by ${verityUnitName("root")}: a verity device is read-only, and mount(8), not`,
         `# given -w, then mounts it read-only.`,
       ].join("\n");
+}
+
+/** What the lazy unit's comments say besides the common values: where the device and the copy go, what is checked. */
+function lazyValues(request: ImportRequest, settings: DownloadSettings): Record<string, string> {
+  const unverified = request.verify === "no";
+  return {
+    DEVICE_LINK: escapeSpecifiers(lazyDeviceLink(request)),
+    COPY: escapeSpecifiers(lazyCopyPath(request, settings)),
+    PID_FILE: escapeSpecifiers(lazyPidFile(request)),
+    VERIFY_WHEN: unverified ? "the copy is not checked as a whole (verify=no)." : `the complete copy is ${verifyDescription(request)}, loudly reported if it differs.`,
+    VERITY_RULE: unverified
+      ? "verify=no: an image without verity partitions is served unchecked."
+      : "Every block read is checked by dm-verity: an image without verity partitions is refused.",
+  };
 }
 
 function verifyDescription(request: ImportRequest): string {
